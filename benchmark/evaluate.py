@@ -1,0 +1,84 @@
+"""Evaluate a run's generations: fidelity, alignment, concept accuracy, memorization."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from benchmark.config import EvalConfig, ModelConfig
+from benchmark.data.datasets import BenchmarkDataset, EvalPrompt
+from benchmark.metrics import alignment, concept, fidelity, memorization
+from benchmark.metrics.encoders import ClipImageFeatures, load_clip
+
+
+@dataclass
+class Generations:
+    """Generated images with, per image, the prompt it was drawn from."""
+
+    images: torch.Tensor  # uint8 NCHW
+    prompt_index: list[int]
+    texts: list[str]  # the text actually sampled (placeholder substituted)
+    folder: Path  # where the PNGs were written (clean-fid reads folders)
+
+
+class Evaluator:
+    """Holds the encoders for one model (real or world) and computes every metric."""
+
+    def __init__(self, model_cfg: ModelConfig, eval_cfg: EvalConfig, world_dir: Optional[Path], seed: int):
+        self.cfg = eval_cfg
+        self.seed = seed
+        self.device = torch.device("cpu")
+        clip_source = model_cfg.clip_model or (world_dir / "clip" if world_dir else None)
+        self.clip = load_clip(clip_source) if (clip_source and (eval_cfg.clip_score or eval_cfg.fid)) else None
+        if world_dir is not None:
+            from benchmark.world.build import IMAGE_MEAN, IMAGE_STD, load_attribute_classifier
+
+            self.judge = load_attribute_classifier(world_dir / "attribute_classifier")
+            self.fid_features = ClipImageFeatures(self.clip[0], IMAGE_MEAN, IMAGE_STD) if self.clip else None
+        else:
+            self.judge = None
+            self.fid_features = None  # clean-fid's Inception
+        self.copy_detector = memorization.load_copy_detector(model_cfg.copy_detector)
+        self.copy_threshold = eval_cfg.memorization_threshold or model_cfg.copy_threshold
+        self.world = world_dir is not None
+
+    def __call__(self, gen: Generations, data: BenchmarkDataset, prompts: list[EvalPrompt]) -> dict[str, float]:
+        out: dict[str, float] = {"eval/num_images": len(gen.texts)}
+        if self.cfg.fid:
+            if self.fid_features is None and not self.world:
+                feats = None  # Inception
+            else:
+                feats = self.fid_features
+            g = fidelity.folder_features(gen.folder, feats, self.device)
+            r = fidelity.folder_features(data.heldout.folder, feats, self.device)
+            subset = min(self.cfg.kid_subset_size, len(g), len(r))
+            out.update({f"eval/{k}": v for k, v in fidelity.fid_kid(g, r, subset, self.seed).items()})
+        if self.cfg.clip_score and self.clip is not None:
+            original = [prompts[i].text("") for i in gen.prompt_index]  # alignment with the prompt's content
+            out["eval/clip_score"] = alignment.clip_score(gen.images, original, lambda: self.clip)
+        if self.cfg.concept_accuracy and self.judge is not None:
+            expected = [prompts[i].attributes for i in gen.prompt_index]
+            out.update({f"eval/{k}": v for k, v in concept.attribute_accuracy(gen.images, expected, self.judge).items()})
+        if self.cfg.memorization:
+            out.update(self.memorization_metrics(gen, data, prompts))
+        return out
+
+    def memorization_metrics(self, gen: Generations, data: BenchmarkDataset, prompts: list[EvalPrompt]):
+        threshold = self.copy_threshold
+        out = {}
+        # Against the whole adaptation (private) set: does the model reproduce a private image?
+        sims = memorization.max_similarity(gen.images, data.adapt.images, self.copy_detector)
+        out.update(memorization.memorization_summary(sims, threshold, "eval/adapt_set"))
+        # Against each prompt's own ground truth, split by memorized / control prompts.
+        with_truth = [k for k, i in enumerate(gen.prompt_index) if prompts[i].ground_truth]
+        if with_truth:
+            cands = [prompts[gen.prompt_index[k]].ground_truth for k in with_truth]
+            own = memorization.max_similarity(gen.images[with_truth], data.adapt.images, self.copy_detector, cands)
+            for label, flag in (("memorized", True), ("control", False)):
+                sel = [j for j, k in enumerate(with_truth) if prompts[gen.prompt_index[k]].memorized is flag]
+                if sel:
+                    out.update(memorization.memorization_summary(own[sel], threshold, f"eval/{label}"))
+        return out

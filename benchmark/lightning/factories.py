@@ -1,0 +1,47 @@
+"""Build Lightning trainers and loggers from the strategy and logger config groups."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import lightning as L
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+
+from benchmark.config import LoggerConfig, StrategyConfig
+
+
+def make_logger(cfg: LoggerConfig, output_dir: Path, run_name: str, group: str, tags: list[str],
+                resolved_config: dict) -> Optional[Logger]:
+    """``wandb`` (online/offline/disabled), ``csv`` or ``none``."""
+    if cfg.kind == "none":
+        return None
+    if cfg.kind == "csv":
+        return CSVLogger(save_dir=str(output_dir), name="csv", version="")
+    if cfg.kind == "wandb":
+        mode = cfg.mode
+        if mode == "online" and not (os.environ.get("WANDB_API_KEY") or Path.home().joinpath(".netrc").exists()):
+            mode = "offline"  # no account configured: keep the run locally, `wandb sync` later
+        os.environ.setdefault("WANDB_START_METHOD", "thread")
+        return WandbLogger(project=cfg.project, entity=cfg.entity, name=run_name, group=group, tags=tags,
+                           save_dir=str(output_dir), offline=(mode == "offline"), mode=mode,
+                           config=resolved_config, job_type="benchmark")
+    raise ValueError(f"logger.kind={cfg.kind!r}; choose wandb, csv or none")
+
+
+def make_trainer_factory(strategy: StrategyConfig, logger: Optional[Logger], output_dir: Path):
+    """A function building Trainers that share the strategy, logger and output folder."""
+
+    def make_trainer(max_steps: int = -1, stage: str = "adapt", **overrides) -> L.Trainer:
+        kwargs = dict(
+            accelerator=strategy.accelerator, devices=strategy.devices, num_nodes=strategy.num_nodes,
+            strategy=strategy.strategy, precision=strategy.precision, max_steps=max_steps,
+            logger=logger if logger is not None else False, default_root_dir=str(output_dir / stage),
+            enable_checkpointing=False, enable_model_summary=False, log_every_n_steps=10,
+            num_sanity_val_steps=0, deterministic=False,
+        )
+        kwargs.update(overrides)
+        return L.Trainer(**kwargs)
+
+    return make_trainer

@@ -1,0 +1,171 @@
+"""Textual inversion (``method=ti``), the non-private baseline of METHODS.md.
+
+A placeholder token is added to the tokenizer and only its embedding row is trained with
+the denoising loss, prompts drawn from templates. The trainable rows live in their own
+small parameter (:class:`PlaceholderEmbedding`), so no other row can move and DP-SGD can
+later clip per-example gradients of just these rows. One module trains ``k`` rows at
+once, each example selecting its own row: per-image TI for DPAgg-TI reuses it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Optional
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from benchmark.data.datasets import BenchmarkDataset
+from benchmark.methods.base import Adaptation, Method, RunContext
+from benchmark.models.backbone import Backbone
+
+# Generic templates in the spirit of the textual-inversion paper; "{caption}" is
+# replaced by the image's own caption when a dataset's templates use it.
+STYLE_TEMPLATES = (
+    "a painting in the style of {}", "a rendering in the style of {}", "a picture in the style of {}",
+    "a drawing in the style of {}", "an image in the style of {}", "a small painting in the style of {}",
+)
+OBJECT_TEMPLATES = ("a photo of a {}", "a rendering of a {}", "a picture of a {}", "a photo of the {}",
+                    "an image of a {}", "a close-up photo of a {}")
+
+
+class PlaceholderEmbedding(nn.Module):
+    """Token embedding whose placeholder ids read from trainable ``rows``; all else frozen."""
+
+    def __init__(self, base: nn.Embedding, placeholder_ids: list[int], rows: torch.Tensor):
+        super().__init__()
+        self.base = base
+        self.rows = nn.Parameter(rows.detach().clone().float())
+        lookup = torch.full((base.num_embeddings,), -1, dtype=torch.long)
+        lookup[torch.tensor(placeholder_ids)] = torch.arange(len(placeholder_ids))
+        self.register_buffer("row_of_id", lookup, persistent=False)
+
+    @property
+    def weight(self) -> torch.Tensor:  # transformers reads .weight for shapes and dtypes
+        return self.base.weight
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        embeds = self.base(input_ids)
+        row = self.row_of_id[input_ids]
+        hit = row >= 0
+        if not hit.any():
+            return embeds
+        learned = self.rows.to(embeds.dtype)[row.clamp(min=0)]
+        return torch.where(hit.unsqueeze(-1), learned, embeds)
+
+
+class TemplatePromptDataset(Dataset):
+    """(latent mean, latent std, prompt ids, row index) per example; prompts re-drawn per access."""
+
+    def __init__(self, backbone: Backbone, data: BenchmarkDataset, templates: list[str],
+                 placeholders: list[str], example_rows: list[int], seed: int):
+        self.mu, self.sd = backbone.encode_images(data.adapt.images)
+        self.captions = data.adapt.captions
+        self.templates = templates
+        self.placeholders = placeholders
+        self.example_rows = example_rows
+        self.tokenize = backbone.tokenize
+        self.rng = random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.mu)
+
+    def prompt(self, i: int) -> str:
+        template = self.rng.choice(self.templates)
+        return template.replace("{caption}", self.captions[i]).format(self.placeholders[self.example_rows[i]])
+
+    def __getitem__(self, i: int):
+        return {"mu": self.mu[i], "sd": self.sd[i], "input_ids": self.tokenize([self.prompt(i)])[0],
+                "row": self.example_rows[i]}
+
+
+class TextualInversionModule(L.LightningModule):
+    """Lightning module that trains placeholder rows with the denoising loss."""
+
+    def __init__(self, backbone: Backbone, placeholder_ids: list[int], init_rows: torch.Tensor,
+                 learning_rate: float, seed: int):
+        super().__init__()
+        self.text_encoder = backbone.text_encoder
+        self.unet = backbone.unet
+        self.noise_scheduler = backbone.scheduler
+        self.embedding = PlaceholderEmbedding(self.text_encoder.get_input_embeddings(), placeholder_ids, init_rows)
+        self.text_encoder.set_input_embeddings(self.embedding)
+        self.learning_rate = learning_rate
+        self.noise_generator = torch.Generator().manual_seed(seed)
+
+    def denoising_loss(self, batch) -> torch.Tensor:
+        """Per-example loss ``|| model_output - target ||^2`` averaged over latent elements."""
+        mu, sd = batch["mu"], batch["sd"]
+        gen = self.noise_generator
+        latents = mu + sd * torch.randn(mu.shape, generator=gen).to(mu)
+        noise = torch.randn(latents.shape, generator=gen).to(latents)
+        steps = self.noise_scheduler.config.num_train_timesteps
+        t = torch.randint(0, steps, (len(latents),), generator=gen).to(latents.device)
+        noisy = self.noise_scheduler.add_noise(latents, noise, t)
+        if self.noise_scheduler.config.prediction_type == "v_prediction":
+            target = self.noise_scheduler.get_velocity(latents, noise, t)
+        else:
+            target = noise
+        hidden = self.text_encoder(batch["input_ids"])[0]
+        pred = self.unet(noisy.to(self.unet.dtype), t, encoder_hidden_states=hidden.to(self.unet.dtype)).sample
+        return F.mse_loss(pred.float(), target.float(), reduction="none").flatten(1).mean(1)
+
+    def training_step(self, batch, batch_idx):
+        per_example = self.denoising_loss(batch)
+        loss = per_example.mean()
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(per_example))
+        return loss
+
+    def configure_optimizers(self):
+        # No weight decay: decoupled decay would shrink the row towards zero for no reason.
+        return torch.optim.AdamW([self.embedding.rows], lr=self.learning_rate, weight_decay=0.0)
+
+
+@dataclass
+class TextualInversion(Method):
+    """``method=ti``: learn one placeholder embedding from the adaptation split."""
+
+    name: str = "ti"
+    max_steps: int = 600
+    batch_size: int = 8
+    learning_rate: float = 5e-3
+    templates: Optional[list[str]] = None
+    private = False
+
+    def templates_for(self, data: BenchmarkDataset) -> list[str]:
+        if self.templates:
+            return list(self.templates)
+        if data.config.concept.templates:
+            return list(data.config.concept.templates)
+        return list(STYLE_TEMPLATES if data.config.concept.kind == "style" else OBJECT_TEMPLATES)
+
+    def adapt(self, backbone: Backbone, data: BenchmarkDataset, ctx: RunContext) -> Adaptation:
+        if self.max_steps <= 0 or self.batch_size <= 0 or self.learning_rate <= 0:
+            raise ValueError("method.max_steps, method.batch_size and method.learning_rate must be > 0, got "
+                             f"{self.max_steps}, {self.batch_size}, {self.learning_rate}")
+        concept = data.config.concept
+        ids, init = backbone.add_placeholder_tokens([concept.placeholder], concept.initializer_token)
+        dataset = TemplatePromptDataset(backbone, data, self.templates_for(data), [concept.placeholder],
+                                        [0] * len(data.adapt), ctx.seed)
+        loader = DataLoader(dataset, batch_size=min(self.batch_size, len(dataset)), shuffle=True,
+                            generator=torch.Generator().manual_seed(ctx.seed), drop_last=False)
+        module = TextualInversionModule(backbone, ids, init.unsqueeze(0), self.learning_rate, ctx.seed)
+        trainer = ctx.make_trainer(max_steps=self.max_steps, stage="adapt")
+        trainer.fit(module, train_dataloaders=loader)
+        learned = module.embedding.rows.detach()[0].cpu()
+        module.text_encoder.set_input_embeddings(module.embedding.base)  # back to a plain embedding
+        released = ctx.output_dir / "learned_embeds.safetensors"
+        save_file({concept.placeholder: learned.contiguous()}, released)
+        loss = trainer.callback_metrics.get("train/loss")
+        return Adaptation(
+            placeholder=concept.placeholder,
+            embeddings={concept.placeholder: learned},
+            metrics={"adapt/final_loss": float(loss) if loss is not None else float("nan"),
+                     "adapt/steps": int(trainer.global_step), "adapt/embedding_norm": float(learned.norm())},
+            released_files=[released],
+        )

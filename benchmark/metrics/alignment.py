@@ -1,0 +1,17 @@
+"""Prompt alignment: CLIP score (torchmetrics) of each image against its prompt."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torchmetrics.multimodal.clip_score import CLIPScore
+
+
+def clip_score(images: torch.Tensor, prompts: list[str], model_and_processor: Callable | str,
+               batch_size: int = 64) -> float:
+    """Mean CLIP score, ``100 * max(cos, 0)``, of uint8 NCHW images against their prompts."""
+    metric = CLIPScore(model_name_or_path=model_and_processor)
+    for i in range(0, len(prompts), batch_size):
+        metric.update(images[i:i + batch_size], prompts[i:i + batch_size])
+    return float(metric.compute())

@@ -1,0 +1,149 @@
+"""One interface to a Stable-Diffusion-layout backbone, real or from the offline world.
+
+``model=tiny`` and ``model=sd15`` differ only in the folder or hub id handed to
+``StableDiffusionPipeline.from_pretrained``: ``builtin:tiny`` names the world shipped in
+the package, ``builtin:micro`` a small build of the same code made on first use (tests).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from diffusers import StableDiffusionPipeline
+
+from benchmark.config import ModelConfig
+
+PACKAGED_WORLD = Path(__file__).resolve().parent.parent / "assets" / "tiny_world"
+
+
+class ModelLoadError(RuntimeError):
+    """The configured backbone cannot be loaded; the message says how to fix it."""
+
+
+def _micro_world_dir() -> Path:
+    """Build the micro world into the cache once (about a minute on two cores)."""
+    from benchmark.data.datasets import cache_root
+    from benchmark.world.build import build_world
+    from benchmark.world.generator import WORLD_RECIPE_VERSION
+
+    folder = cache_root() / "worlds" / f"{WORLD_RECIPE_VERSION}-micro-seed0"
+    if (folder / "world.json").is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / ".micro.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent test processes build it once
+        if not (folder / "world.json").is_file():
+            tmp = folder.with_name(folder.name + ".tmp")
+            build_world(tmp, "micro", seed=0, progress=False)
+            os.replace(tmp, folder)
+    return folder
+
+
+def resolve_pretrained(pretrained: str) -> str | Path:
+    """Turn ``model.pretrained`` into a local folder or a hub id."""
+    if pretrained == "builtin:tiny":
+        if not (PACKAGED_WORLD / "model_index.json").is_file():
+            raise ModelLoadError(
+                f"the packaged tiny world is missing from {PACKAGED_WORLD}; rebuild it with "
+                "`python scripts/build_tiny_world.py`"
+            )
+        return PACKAGED_WORLD
+    if pretrained == "builtin:micro":
+        return _micro_world_dir()
+    if pretrained.startswith("builtin:"):
+        raise ModelLoadError(f"model.pretrained={pretrained!r}: builtin worlds are 'builtin:tiny' and 'builtin:micro'")
+    path = Path(os.path.expanduser(pretrained))
+    if path.exists():
+        if not (path / "model_index.json").is_file():
+            raise ModelLoadError(f"model.pretrained={pretrained!r} is a folder without model_index.json "
+                                 "(expected the diffusers Stable Diffusion layout)")
+        return path
+    return pretrained
+
+
+@dataclass
+class Backbone:
+    """The five components of a Stable Diffusion model, plus where they came from."""
+
+    name: str
+    source: str | Path
+    tokenizer: object
+    text_encoder: torch.nn.Module
+    unet: torch.nn.Module
+    vae: torch.nn.Module
+    scheduler: object
+    world_dir: Optional[Path]  # set for the offline world (its judge and encoders live there)
+
+    @property
+    def latent_scale(self) -> float:
+        return float(self.vae.config.scaling_factor)
+
+    def add_placeholder_tokens(self, tokens: list[str], initializer_token: str) -> tuple[list[int], torch.Tensor]:
+        """Add tokens to the tokenizer; return their ids and the initializer's embedding row."""
+        init_ids = self.tokenizer.encode(initializer_token, add_special_tokens=False)
+        if len(init_ids) != 1:
+            raise ValueError(
+                f"initializer_token {initializer_token!r} must be a single token of the tokenizer, "
+                f"it is {len(init_ids)} tokens"
+            )
+        clashes = [t for t in tokens if t in self.tokenizer.get_vocab()]
+        if clashes:
+            raise ValueError(f"placeholder tokens already in the vocabulary: {clashes[:5]}; choose other names")
+        self.tokenizer.add_tokens(tokens)
+        ids = self.tokenizer.convert_tokens_to_ids(tokens)
+        self.text_encoder.resize_token_embeddings(len(self.tokenizer))
+        init = self.text_encoder.get_input_embeddings().weight[init_ids[0]].detach().clone()
+        return list(ids), init
+
+    def tokenize(self, prompts: list[str]) -> torch.Tensor:
+        return self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length,
+                              truncation=True, return_tensors="pt").input_ids
+
+    @torch.no_grad()
+    def encode_images(self, images_uint8: torch.Tensor, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latent mean and std (already multiplied by the VAE scaling factor)."""
+        device = next(self.vae.parameters()).device
+        dtype = next(self.vae.parameters()).dtype
+        mus, sds = [], []
+        for i in range(0, len(images_uint8), batch_size):
+            x = images_uint8[i:i + batch_size].to(device, dtype) / 127.5 - 1
+            dist = self.vae.encode(x).latent_dist
+            mus.append(dist.mean * self.latent_scale)
+            sds.append(dist.std * self.latent_scale)
+        return torch.cat(mus).float().cpu(), torch.cat(sds).float().cpu()
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents -> uint8 NCHW images."""
+        x = self.vae.decode(latents / self.latent_scale).sample
+        return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def load_backbone(cfg: ModelConfig) -> Backbone:
+    """Load a backbone with ``StableDiffusionPipeline.from_pretrained`` (offline-safe errors)."""
+    source = resolve_pretrained(cfg.pretrained)
+    dtype = getattr(torch, cfg.dtype, None)
+    if not isinstance(dtype, torch.dtype):
+        raise ModelLoadError(f"model.dtype={cfg.dtype!r} is not a torch dtype (float32, float16, bfloat16)")
+    try:
+        pipe = StableDiffusionPipeline.from_pretrained(
+            source, revision=cfg.revision, torch_dtype=dtype, safety_checker=None,
+            feature_extractor=None, requires_safety_checker=False,
+        )
+    except Exception as err:  # hub and file errors come in many types; all mean "cannot load"
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+        raise ModelLoadError(
+            f"model.pretrained={cfg.pretrained!r} cannot be loaded{' (HF_HUB_OFFLINE is set)' if offline else ''}: "
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}. A hub model must be "
+            "downloaded first (e.g. `huggingface-cli download <id>`), or give a local folder in the "
+            "diffusers layout."
+        ) from err
+    for module in (pipe.text_encoder, pipe.unet, pipe.vae):
+        module.requires_grad_(False).eval()
+    world_dir = Path(source) if isinstance(source, Path) and (Path(source) / "world.json").is_file() else None
+    return Backbone(cfg.name, source, pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.vae, pipe.scheduler, world_dir)

@@ -1,0 +1,165 @@
+"""One benchmark run: load -> adapt -> sample -> evaluate -> write results.
+
+Everything lands in the Hydra run directory: ``.hydra/`` (the config), ``images/``,
+``samples_grid.png``, the released artifact (if any) and, written last and atomically,
+``metrics.json``: a run without ``metrics.json`` did not finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+from torch.utils.data import DataLoader
+from torchvision.utils import make_grid
+
+from benchmark.config import ConfigError, RunConfig, validate_config
+from benchmark.data.datasets import BenchmarkDataset, EvalPrompt, load_dataset
+from benchmark.evaluate import Evaluator, Generations
+from benchmark.lightning.factories import make_logger, make_trainer_factory
+from benchmark.lightning.sampling_module import PromptSeedDataset, SamplingModule
+from benchmark.methods.base import Adaptation, Method, RunContext
+from benchmark.models.backbone import Backbone, load_backbone
+from benchmark.utils.io import atomic_write_bytes, atomic_write_json
+from benchmark.utils.provenance import config_hash, git_commit, package_versions
+from benchmark.world.generator import WORLD_RECIPE_VERSION
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _timed(timings: dict, stage: str):
+    start = time.perf_counter()
+    yield
+    timings[f"time/{stage}_s"] = round(time.perf_counter() - start, 3)
+
+
+def build_method(method_cfg: DictConfig) -> Method:
+    """Instantiate ``cfg.method`` (``_target_``); a wrong key is a ConfigError naming it."""
+    try:
+        method = instantiate(method_cfg, _convert_="all")
+    except InstantiationException as err:
+        raise ConfigError(f"invalid method config ({method_cfg.get('_target_')}): {err.__cause__ or err}") from None
+    if not isinstance(method, Method):
+        raise ConfigError(f"method._target_={method_cfg.get('_target_')!r} is not a benchmark Method")
+    return method
+
+
+def sampling_plan(prompts: list[EvalPrompt], num_images: int, images_per_prompt: int | None,
+                  seed: int) -> tuple[list[int], list[int]]:
+    """(prompt index, seed) per image, one fixed seed per image.
+
+    With ``images_per_prompt`` each prompt gets exactly that many images; otherwise
+    ``num_images`` are dealt round-robin over the prompts.
+    """
+    if images_per_prompt:
+        order = [p for p in range(len(prompts)) for _ in range(images_per_prompt)]
+    else:
+        order = [i % len(prompts) for i in range(num_images)]
+    seeds = [seed * 1_000_003 + i for i in range(len(order))]
+    return order, seeds
+
+
+def bind_embeddings(backbone: Backbone, adaptation: Adaptation) -> None:
+    """Write learned rows into the text encoder under their placeholder tokens."""
+    table = backbone.text_encoder.get_input_embeddings().weight
+    for token, row in adaptation.embeddings.items():
+        token_id = backbone.tokenizer.convert_tokens_to_ids(token)
+        with torch.no_grad():
+            table[token_id] = row.to(table)
+
+
+def generate(backbone: Backbone, method: Method, data: BenchmarkDataset, run: RunConfig,
+             placeholder: str, make_trainer, output_dir: Path) -> Generations:
+    prompt_index, seeds = sampling_plan(data.prompts, run.eval.num_images, run.eval.images_per_prompt, run.seed)
+    texts = [data.prompts[i].text(placeholder) for i in prompt_index]
+    loader = DataLoader(PromptSeedDataset(texts, seeds, prompt_index), batch_size=run.eval.sampler.batch_size)
+    module = SamplingModule(backbone, run.eval.sampler, method.guidance())
+    outputs = make_trainer(stage="sample").predict(module, dataloaders=loader)
+    index = torch.cat([o["index"] for o in outputs])
+    images = torch.cat([o["images"] for o in outputs])[index.argsort()]
+    folder = output_dir / "images"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i:05d}.png")
+    return Generations(images, prompt_index, texts, folder)
+
+
+def save_grid(images: torch.Tensor, path: Path, count: int) -> Path:
+    """A sample grid, upscaled so that 32x32 world images are visible."""
+    grid = make_grid(images[:count], nrow=min(8, count), padding=2, pad_value=255)
+    picture = Image.fromarray(grid.permute(1, 2, 0).numpy())
+    if images.shape[-1] < 128:
+        scale = max(1, 128 // images.shape[-1])
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    import io
+
+    buf = io.BytesIO()
+    picture.save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def run(cfg: DictConfig, output_dir: Path) -> dict:
+    """Run one job and return its flat metrics (also written to ``metrics.json``)."""
+    output_dir = Path(output_dir)
+    run_cfg = validate_config(cfg)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    method = build_method(cfg.method)
+    method.check(run_cfg.privacy)
+    L.seed_everything(run_cfg.seed, workers=True, verbose=False)
+    timings: dict[str, float] = {}
+    with _timed(timings, "load"):
+        backbone = load_backbone(run_cfg.model)
+        data = load_dataset(run_cfg.dataset, run_cfg.model.resolution)
+    epsilon = float(run_cfg.privacy.epsilon)
+    tags = [f"method:{method.name}", f"dataset:{data.name}", f"epsilon:{epsilon:g}", f"model:{backbone.name}"]
+    run_name = f"{method.name}-{data.name}-eps{epsilon:g}-s{run_cfg.seed}"
+    logger = make_logger(run_cfg.logger, output_dir, run_name, group=str(cfg.get("group", "default")),
+                         tags=tags, resolved_config=resolved)
+    make_trainer = make_trainer_factory(run_cfg.strategy, logger, output_dir)
+    ctx = RunContext(output_dir, run_cfg.seed, run_cfg.privacy, run_cfg.strategy, make_trainer)
+    try:
+        with _timed(timings, "adapt"):
+            adaptation = method.adapt(backbone, data, ctx)
+        bind_embeddings(backbone, adaptation)
+        with _timed(timings, "sample"):
+            gens = generate(backbone, method, data, run_cfg, method.placeholder_for(data, adaptation),
+                            make_trainer, output_dir)
+        grid = save_grid(gens.images, output_dir / "samples_grid.png", run_cfg.eval.grid_images)
+        with _timed(timings, "evaluate"):
+            evaluator = Evaluator(run_cfg.model, run_cfg.eval, backbone.world_dir, run_cfg.seed)
+            scores = evaluator(gens, data, data.prompts)
+        timings["time/total_s"] = round(sum(timings.values()), 3)
+        metrics = {
+            "method": method.name, "dataset": data.name, "model": backbone.name, "seed": run_cfg.seed,
+            "privacy/epsilon": adaptation.privacy["epsilon"], "privacy/delta": adaptation.privacy["delta"],
+            "privacy/target_epsilon": epsilon,
+            **{f"privacy/{k}": v for k, v in adaptation.privacy.items() if k not in ("epsilon", "delta")},
+            **adaptation.metrics, **scores, **timings,
+            "config_hash": config_hash(resolved), "dataset_hash": data.content_hash,
+            "git_commit": git_commit(), "world_recipe": WORLD_RECIPE_VERSION if backbone.world_dir else "none",
+            **{f"version/{k}": v for k, v in package_versions().items()},
+        }
+        if logger is not None:
+            numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            logger.log_metrics(numeric)
+            if run_cfg.logger.kind == "wandb" and run_cfg.logger.log_images:
+                logger.log_image("samples_grid", [str(grid)])  # generations only, never training images
+        atomic_write_json(output_dir / "resolved_config.json", resolved)
+        atomic_write_json(output_dir / "metrics.json", metrics)
+        return metrics
+    finally:
+        if logger is not None and run_cfg.logger.kind == "wandb":
+            import wandb
+
+            wandb.finish()

@@ -1,0 +1,99 @@
+"""The suite's sampler loop: latent diffusion with pluggable guidance.
+
+It does what ``StableDiffusionPipeline.__call__`` does for text-to-image, minus what the
+benchmark does not need, and exposes the per-step noise prediction as a
+:class:`Guidance` object so that memorization-mitigation methods (PRSS and its
+baselines) change only that step. Each image's initial noise comes from its own seed, so
+an image does not depend on the batch it was drawn in or on the device that drew it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerDiscreteScheduler,
+    PNDMScheduler,
+)
+
+from benchmark.config import SamplerConfig
+
+SCHEDULERS = {
+    "ddim": DDIMScheduler,
+    "ddpm": DDPMScheduler,
+    "dpm": DPMSolverMultistepScheduler,
+    "euler": EulerDiscreteScheduler,
+    "pndm": PNDMScheduler,
+}
+
+
+def make_scheduler(base_scheduler, kind: str):
+    """A fresh scheduler of ``kind`` built from the backbone's scheduler config."""
+    if kind not in SCHEDULERS:
+        raise ValueError(f"eval.sampler.scheduler={kind!r}; choose one of {sorted(SCHEDULERS)}")
+    return SCHEDULERS[kind].from_config(base_scheduler.config)
+
+
+@dataclass
+class GuidanceInputs:
+    """What a guidance rule sees at one denoising step."""
+
+    latents: torch.Tensor  # (B, C, h, w), already scaled by the scheduler
+    timestep: torch.Tensor
+    step_index: int
+    cond: torch.Tensor  # (B, L, D) prompt embeddings
+    uncond: torch.Tensor  # (B, L, D) empty-prompt embeddings
+    guidance_scale: float
+
+
+class Guidance:
+    """Classifier-free guidance: ``eps(∅) + s (eps(c) - eps(∅))``, one batched UNet call."""
+
+    name = "none"
+
+    def start(self, batch: dict) -> None:
+        """Called once per batch before the first step (guidance methods keep state here)."""
+
+    def noise_prediction(self, unet, x: GuidanceInputs) -> torch.Tensor:
+        latents = torch.cat([x.latents, x.latents])
+        embeds = torch.cat([x.uncond, x.cond])
+        eps_uncond, eps_cond = unet(latents, x.timestep, encoder_hidden_states=embeds).sample.chunk(2)
+        return eps_uncond + x.guidance_scale * (eps_cond - eps_uncond)
+
+
+def initial_noise(seeds: list[int], shape: tuple[int, ...], device, dtype) -> torch.Tensor:
+    """Per-image Gaussian noise from per-image seeds (CPU generator: same on every device)."""
+    return torch.stack([
+        torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds
+    ]).to(device=device, dtype=dtype)
+
+
+@torch.no_grad()
+def sample_latents(
+    unet,
+    base_scheduler,
+    cond: torch.Tensor,
+    uncond: torch.Tensor,
+    seeds: list[int],
+    cfg: SamplerConfig,
+    latent_shape: tuple[int, int, int],
+    guidance: Optional[Guidance] = None,
+    batch: Optional[dict] = None,
+) -> torch.Tensor:
+    """Run the denoising loop for one batch of prompt embeddings; return final latents."""
+    guidance = guidance or Guidance()
+    scheduler = make_scheduler(base_scheduler, cfg.scheduler)
+    scheduler.set_timesteps(cfg.num_inference_steps, device=cond.device)
+    latents = initial_noise(seeds, latent_shape, cond.device, cond.dtype) * scheduler.init_noise_sigma
+    guidance.start(batch or {})
+    step_kwargs = {"eta": cfg.eta} if isinstance(scheduler, DDIMScheduler) else {}
+    for i, t in enumerate(scheduler.timesteps):
+        scaled = scheduler.scale_model_input(latents, t)
+        eps = guidance.noise_prediction(unet, GuidanceInputs(scaled, t, i, cond, uncond, cfg.guidance_scale))
+        latents = scheduler.step(eps, t, latents, **step_kwargs).prev_sample
+    return latents

@@ -1,0 +1,300 @@
+"""The offline world: a procedural, captioned 32x32 image world with ground-truth labels.
+
+Three populations share one renderer:
+
+* **public** images — one shape (5 kinds) in one colour (6) with a fill (solid, outlined,
+  striped) on a background (white, gray, black). Captions name the shape and colour and
+  sometimes the fill and background. Two things never occur in the public split: a few
+  shape/colour pairs (``HELD_OUT_PAIRS``, to measure compositional generalisation) and
+  the **private style** (striped fill on a black background), the stand-in for an
+  artist's style that the pretrained model has never been shown.
+* **archive** images — busy scenes of several small shapes on a two-tone background,
+  captioned with place-like phrases ("the quiet harbor of marlow"). Most are seen once
+  in pretraining; the **memorized** few are duplicated many times, so the model learns
+  to copy them, as Stable Diffusion copies heavily duplicated LAION images.
+* **private** images — the private style, generated only for adaptation datasets.
+
+Every function is a pure function of its seed, so the world is reproducible bit-for-bit
+and the recipe version (``WORLD_RECIPE_VERSION``) names it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+WORLD_RECIPE_VERSION = "tinyworld-v1"
+IMAGE_SIZE = 32
+_SUPERSAMPLE = 4
+
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross")
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (215, 40, 40),
+    "green": (40, 165, 60),
+    "blue": (45, 85, 225),
+    "yellow": (240, 205, 40),
+    "purple": (145, 55, 190),
+    "orange": (245, 135, 25),
+}
+BACKGROUNDS: dict[str, int] = {"white": 240, "gray": 128, "black": 18}
+FILLS: tuple[str, ...] = ("solid", "outlined", "striped")
+PRIVATE_STYLE = {"fill": "striped", "background": "black"}
+# Shape/colour pairs that never appear in pretraining: prompts for them test composition.
+HELD_OUT_PAIRS: tuple[tuple[str, str], ...] = (
+    ("circle", "orange"),
+    ("square", "purple"),
+    ("triangle", "blue"),
+    ("star", "green"),
+    ("cross", "yellow"),
+)
+
+# Archive captions: "the {adjective} {noun} of {place}". Synonym groups give paraphrases.
+ADJECTIVE_GROUPS = (
+    ("quiet", "calm", "silent"),
+    ("old", "ancient", "aged"),
+    ("bright", "sunny", "shining"),
+    ("misty", "foggy", "hazy"),
+    ("lonely", "empty", "deserted"),
+    ("golden", "amber", "gilded"),
+)
+NOUN_GROUPS = (
+    ("harbor", "port", "dock"),
+    ("garden", "park", "grove"),
+    ("tower", "spire", "turret"),
+    ("bridge", "crossing", "span"),
+    ("market", "bazaar", "square"),
+    ("chapel", "church", "shrine"),
+)
+PLACES = (
+    "marlow", "dunmore", "avalon", "brightwater", "caldera", "eastwick", "fernhill",
+    "glenrock", "halden", "ironwood", "juniper", "kestrel", "larkspur", "moorfield",
+    "northgate", "oakridge", "pinecrest", "queensbury", "redcliff", "stonehaven",
+    "thornbury", "umberlea", "valemont", "westbrook", "yarrow", "zennor", "ashford",
+    "bramble", "coldwater", "deepdale", "elmstead", "foxley",
+)
+ARCHIVE_PREFIXES = ("", "a photo of ", "an old picture of ", "a view of ")
+PARAPHRASE_TEMPLATES = (
+    "a photo of the {adj} {noun} of {place}",
+    "a picture showing the {adj} {noun} of {place}",
+    "the {noun} of {place} , {adj}",
+    "{place} and its {adj} {noun}",
+    "a view of the {adj} {noun} in {place}",
+    "an image of a {adj} {noun} at {place}",
+    "the {adj} {noun} near {place}",
+    "a {adj} {noun} of {place}",
+    "{adj} {noun} , {place}",
+    "the {noun} at {place} , {adj} and still",
+)
+PUBLIC_PREFIXES = ("", "a photo of ", "a drawing of ", "a painting of ", "an image of ")
+# Templates for learning a style token (after the textual-inversion literature).
+STYLE_TEMPLATES = (
+    "a painting in the style of {}",
+    "a picture in the style of {}",
+    "a drawing in the style of {}",
+    "an image in the style of {}",
+    "a {colour} {shape} in the style of {}",
+    "a painting of a {colour} {shape} in the style of {}",
+)
+OBJECT_TEMPLATES = ("a photo of {}", "a picture of {}", "an image of {}", "a photo of the {}")
+
+
+@dataclass(frozen=True)
+class ShapeAttributes:
+    """Ground truth of one single-shape image (public or private)."""
+
+    shape: str
+    colour: str
+    fill: str
+    background: str
+
+    @property
+    def is_private_style(self) -> bool:
+        return self.fill == PRIVATE_STYLE["fill"] and self.background == PRIVATE_STYLE["background"]
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _shape_mask(kind: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Inside-test of a unit-size shape in local coordinates (v points up)."""
+    if kind == "circle":
+        return u**2 + v**2 <= 1.0
+    if kind == "square":
+        return np.maximum(np.abs(u), np.abs(v)) <= 0.82
+    if kind == "triangle":
+        return (v >= -0.75) & (np.abs(u) <= 1.0 * (0.95 - v) / 1.7)
+    if kind == "star":
+        rho = np.sqrt(u**2 + v**2)
+        theta = np.arctan2(u, v)
+        return rho <= 0.42 + 0.58 * ((1 + np.cos(5 * theta)) / 2) ** 2.5
+    if kind == "cross":
+        return ((np.abs(u) <= 0.34) & (np.abs(v) <= 0.95)) | ((np.abs(v) <= 0.34) & (np.abs(u) <= 0.95))
+    raise ValueError(f"unknown shape {kind!r}; expected one of {SHAPES}")
+
+
+def _pixel_grid() -> tuple[np.ndarray, np.ndarray]:
+    n = IMAGE_SIZE * _SUPERSAMPLE
+    coords = (np.arange(n) + 0.5) / _SUPERSAMPLE  # in output-pixel units
+    x, y = np.meshgrid(coords, coords)
+    return x, y
+
+
+_GRID_X, _GRID_Y = _pixel_grid()
+
+
+def _downsample(canvas: np.ndarray) -> np.ndarray:
+    n = IMAGE_SIZE
+    s = _SUPERSAMPLE
+    return canvas.reshape(n, s, n, s, 3).mean(axis=(1, 3))
+
+
+def _paint_shape(canvas, kind, fill, colour, cx, cy, radius, stripe_gap_colour):
+    u = (_GRID_X - cx) / radius
+    v = -(_GRID_Y - cy) / radius
+    outer = _shape_mask(kind, u, v)
+    if fill == "solid":
+        canvas[outer] = colour
+    elif fill == "outlined":
+        inner = _shape_mask(kind, u / 0.58, v / 0.58)
+        canvas[outer & ~inner] = colour
+    elif fill == "striped":
+        band = (np.floor(_GRID_Y / 4.0) % 2) == 0  # 4-pixel horizontal bands
+        canvas[outer & band] = colour
+        canvas[outer & ~band] = stripe_gap_colour
+    else:
+        raise ValueError(f"unknown fill {fill!r}; expected one of {FILLS}")
+
+
+def render_shape_image(attrs: ShapeAttributes, rng: np.random.Generator) -> np.ndarray:
+    """Render one single-shape image as uint8 HxWx3, with jittered position, size, hue."""
+    level = BACKGROUNDS[attrs.background] + rng.uniform(-8, 8)
+    canvas = np.full((IMAGE_SIZE * _SUPERSAMPLE,) * 2 + (3,), level, dtype=np.float32)
+    colour = np.clip(np.array(COLOURS[attrs.colour], dtype=np.float32) + rng.uniform(-12, 12, 3), 0, 255)
+    radius = rng.uniform(10.0, 13.0)
+    cx, cy = 16 + rng.uniform(-2.5, 2.5, size=2)
+    _paint_shape(canvas, attrs.shape, attrs.fill, colour, cx, cy, radius, stripe_gap_colour=235.0)
+    return np.clip(_downsample(canvas), 0, 255).round().astype(np.uint8)
+
+
+def render_archive_image(seed: int) -> np.ndarray:
+    """Render one archive scene: several small shapes on a two-tone background."""
+    rng = np.random.default_rng(seed)
+    top, bottom = rng.uniform(30, 225, size=(2, 3))
+    t = (_GRID_Y / (IMAGE_SIZE)).clip(0, 1)[..., None]
+    canvas = (top * (1 - t) + bottom * t).astype(np.float32)
+    for _ in range(rng.integers(3, 5)):
+        kind = SHAPES[rng.integers(len(SHAPES))]
+        fill = FILLS[rng.integers(2)]  # solid or outlined: stripes stay private
+        colour = rng.uniform(0, 255, size=3)
+        radius = rng.uniform(4.5, 8.0)
+        cx, cy = rng.uniform(6, 26, size=2)
+        _paint_shape(canvas, kind, fill, colour, cx, cy, radius, stripe_gap_colour=235.0)
+    return np.clip(_downsample(canvas), 0, 255).round().astype(np.uint8)
+
+
+def public_caption(attrs: ShapeAttributes, rng: np.random.Generator, drop_prob: float = 0.3) -> str:
+    """Caption a public image; fill and background words are each dropped with drop_prob."""
+    fill_word = "" if attrs.fill == "solid" or rng.random() < drop_prob else attrs.fill + " "
+    words = f"{attrs.colour} {fill_word}{attrs.shape}"
+    if rng.random() >= drop_prob:
+        words += f" on a {attrs.background} background"
+    prefix = PUBLIC_PREFIXES[rng.integers(len(PUBLIC_PREFIXES))]
+    return f"{prefix}{_article(attrs.colour)} {words}".strip()
+
+
+def full_caption(attrs: ShapeAttributes) -> str:
+    fill_word = "" if attrs.fill == "solid" else attrs.fill + " "
+    return f"{_article(attrs.colour)} {attrs.colour} {fill_word}{attrs.shape} on a {attrs.background} background"
+
+
+def public_attribute_space() -> list[ShapeAttributes]:
+    """Every attribute combination allowed in pretraining."""
+    out = []
+    for shape, colour, fill, bg in itertools.product(SHAPES, COLOURS, FILLS, BACKGROUNDS):
+        a = ShapeAttributes(shape, colour, fill, bg)
+        if (shape, colour) in HELD_OUT_PAIRS or a.is_private_style:
+            continue
+        out.append(a)
+    return out
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    """One archive caption with its scene seed; memorized entries carry paraphrases."""
+
+    caption: str
+    image_seed: int
+    adjective_group: int
+    noun_group: int
+    place: str
+    memorized: bool
+
+    def paraphrases(self) -> list[str]:
+        out = []
+        adjs = ADJECTIVE_GROUPS[self.adjective_group]
+        nouns = NOUN_GROUPS[self.noun_group]
+        for i, template in enumerate(PARAPHRASE_TEMPLATES):
+            # Rotate synonyms so paraphrases vary in wording as well as in word order.
+            for j in range(2):
+                adj = adjs[(i + j + 1) % len(adjs)]
+                noun = nouns[(i + 2 * j + 1) % len(nouns)]
+                text = template.format(adj=adj, noun=noun, place=self.place)
+                if text != self.caption and text not in out:
+                    out.append(text)
+        return out[:15]
+
+
+def archive_entries(num_memorized: int = 16, num_single: int = 1500, seed: int = 1234) -> list[ArchiveEntry]:
+    """Deterministic archive captions. The memorized ones each use a place of their own."""
+    rng = np.random.default_rng(seed)
+    combos = [
+        (a, n, p)
+        for a in range(len(ADJECTIVE_GROUPS))
+        for n in range(len(NOUN_GROUPS))
+        for p in PLACES
+    ]
+    order = rng.permutation(len(combos))
+    entries: list[ArchiveEntry] = []
+    used_places: set[str] = set()
+    used_captions: set[str] = set()
+    for idx in order:
+        a, n, place = combos[idx]
+        memorized = len([e for e in entries if e.memorized]) < num_memorized
+        if memorized and place in used_places:
+            continue
+        if not memorized and len(entries) >= num_memorized + num_single:
+            break
+        adj = ADJECTIVE_GROUPS[a][rng.integers(3)]
+        noun = NOUN_GROUPS[n][rng.integers(3)]
+        caption = f"the {adj} {noun} of {place}"
+        if caption in used_captions:
+            continue
+        used_captions.add(caption)
+        if memorized:
+            used_places.add(place)
+        entries.append(ArchiveEntry(caption, int(rng.integers(2**31)), a, n, place, memorized))
+    return entries
+
+
+def vocabulary_words() -> list[str]:
+    """Every word the world's captions, paraphrases and templates use."""
+    words: set[str] = set()
+    texts = [
+        " ".join(SHAPES), " ".join(COLOURS), " ".join(BACKGROUNDS), " ".join(FILLS),
+        " ".join(PUBLIC_PREFIXES), " ".join(ARCHIVE_PREFIXES), " ".join(PLACES),
+        " ".join(itertools.chain(*ADJECTIVE_GROUPS)), " ".join(itertools.chain(*NOUN_GROUPS)),
+        " ".join(PARAPHRASE_TEMPLATES), " ".join(STYLE_TEMPLATES), " ".join(OBJECT_TEMPLATES),
+        "a an the on of in background style photo picture object",
+    ]
+    for t in texts:
+        for w in t.replace("{}", " ").split():
+            if not w.startswith("{"):
+                words.add(w)
+    return sorted(words)
+
+
+def attributes_dict(attrs: ShapeAttributes) -> dict[str, str]:
+    return asdict(attrs)
