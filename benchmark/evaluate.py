@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import tempfile
 from pathlib import Path
 from typing import Optional
 
 import torch
+from PIL import Image
 
 from benchmark.config import EvalConfig, ModelConfig
 from benchmark.data.datasets import BenchmarkDataset, EvalPrompt
@@ -53,7 +55,7 @@ class Evaluator:
             else:
                 feats = self.fid_features
             g = fidelity.folder_features(gen.folder, feats, self.device)
-            r = fidelity.folder_features(data.heldout.folder, feats, self.device)
+            r = self.reference_features(data, feats)
             subset = min(self.cfg.kid_subset_size, len(g), len(r))
             out.update({f"eval/{k}": v for k, v in fidelity.fid_kid(g, r, subset, self.seed).items()})
         if self.cfg.clip_score and self.clip is not None:
@@ -65,6 +67,14 @@ class Evaluator:
         if self.cfg.memorization:
             out.update(self.memorization_metrics(gen, data, prompts))
         return out
+
+    def reference_features(self, data: BenchmarkDataset, feats):
+        """Features of the held-out split at the model's resolution (a temporary folder,
+        deleted at once: these images are the target set's, never a run output)."""
+        with tempfile.TemporaryDirectory(prefix="heldout-") as tmp:
+            for i, image in enumerate(data.heldout.images):
+                Image.fromarray(image.permute(1, 2, 0).numpy()).save(Path(tmp) / f"{i:05d}.png")
+            return fidelity.folder_features(Path(tmp), feats, self.device)
 
     def memorization_metrics(self, gen: Generations, data: BenchmarkDataset, prompts: list[EvalPrompt]):
         threshold = self.copy_threshold

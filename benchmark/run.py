@@ -7,6 +7,7 @@ Everything lands in the Hydra run directory: ``.hydra/`` (the config), ``images/
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -109,10 +110,23 @@ def save_grid(images: torch.Tensor, path: Path, count: int) -> Path:
     return path
 
 
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{"config": {"eval": {"num_images": 8}}} -> {"config/eval/num_images": 8}; lists as JSON text."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "/"))
+        else:
+            flat[name] = json.dumps(value) if isinstance(value, (list, tuple)) else value
+    return flat
+
+
 def run(cfg: DictConfig, output_dir: Path) -> dict:
     """Run one job and return its flat metrics (also written to ``metrics.json``)."""
     output_dir = Path(output_dir)
     run_cfg = validate_config(cfg)
+    output_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     method = build_method(cfg.method)
     method.check(run_cfg.privacy)
@@ -149,9 +163,11 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
             "config_hash": config_hash(resolved), "dataset_hash": data.content_hash,
             "git_commit": git_commit(), "world_recipe": WORLD_RECIPE_VERSION if backbone.world_dir else "none",
             **{f"version/{k}": v for k, v in package_versions().items()},
+            **flatten({"config": resolved}),
         }
         if logger is not None:
-            numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                       and not k.startswith(("config/", "version/"))}  # the config goes to W&B as config
             logger.log_metrics(numeric)
             if run_cfg.logger.kind == "wandb" and run_cfg.logger.log_images:
                 logger.log_image("samples_grid", [str(grid)])  # generations only, never training images

@@ -96,7 +96,8 @@ class Backbone:
             raise ValueError(f"placeholder tokens already in the vocabulary: {clashes[:5]}; choose other names")
         self.tokenizer.add_tokens(tokens)
         ids = self.tokenizer.convert_tokens_to_ids(tokens)
-        self.text_encoder.resize_token_embeddings(len(self.tokenizer))
+        # The new rows are read from trainable parameters, so how they are initialised here is moot.
+        self.text_encoder.resize_token_embeddings(len(self.tokenizer), mean_resizing=False)
         init = self.text_encoder.get_input_embeddings().weight[init_ids[0]].detach().clone()
         return list(ids), init
 
@@ -132,7 +133,7 @@ def load_backbone(cfg: ModelConfig) -> Backbone:
         raise ModelLoadError(f"model.dtype={cfg.dtype!r} is not a torch dtype (float32, float16, bfloat16)")
     try:
         pipe = StableDiffusionPipeline.from_pretrained(
-            source, revision=cfg.revision, torch_dtype=dtype, safety_checker=None,
+            source, revision=cfg.revision, dtype=dtype, safety_checker=None,
             feature_extractor=None, requires_safety_checker=False,
         )
     except Exception as err:  # hub and file errors come in many types; all mean "cannot load"

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from benchmark.world import generator as G
+from benchmark.world.labels import attributes_in_text
+from benchmark.world.tokenizer import build_world_tokenizer
+
+
+def test_rendering_is_a_pure_function_of_the_seed():
+    a = G.ShapeAttributes("star", "red", "solid", "white")
+    one = G.render_shape_image(a, np.random.default_rng(5))
+    two = G.render_shape_image(a, np.random.default_rng(5))
+    other = G.render_shape_image(a, np.random.default_rng(6))
+    assert one.shape == (32, 32, 3) and one.dtype == np.uint8
+    assert np.array_equal(one, two) and not np.array_equal(one, other)
+    assert np.array_equal(G.render_archive_image(3), G.render_archive_image(3))
+
+
+def test_public_split_never_shows_the_private_style_or_held_out_pairs():
+    space = G.public_attribute_space()
+    assert not any(a.is_private_style for a in space)
+    assert not any((a.shape, a.colour) in G.HELD_OUT_PAIRS for a in space)
+    # ... but every attribute value on its own does occur, so the style is a new combination.
+    assert {a.fill for a in space} == set(G.FILLS) and {a.background for a in space} == set(G.BACKGROUNDS)
+
+
+def test_shapes_differ_in_pixels():
+    rng = np.random.default_rng(0)
+    images = {s: G.render_shape_image(G.ShapeAttributes(s, "blue", "solid", "white"), rng) for s in G.SHAPES}
+    for s in G.SHAPES:
+        for t in G.SHAPES:
+            if s < t:
+                assert np.abs(images[s].astype(int) - images[t].astype(int)).mean() > 5, (s, t)
+
+
+def test_memorized_captions_are_unique_with_ten_plus_distinct_paraphrases():
+    entries = G.archive_entries()
+    memorized = [e for e in entries if e.memorized]
+    assert len(memorized) == 16
+    assert len({e.caption for e in entries}) == len(entries)
+    assert len({e.place for e in memorized}) == 16  # one place word per memorized image
+    for e in memorized:
+        para = e.paraphrases()
+        assert len(para) >= 10 and len(set(para)) == len(para) and e.caption not in para
+        assert all(e.place in p for p in para)
+
+
+def test_captions_name_the_attributes_the_judge_checks():
+    a = G.ShapeAttributes("triangle", "orange", "outlined", "gray")
+    assert attributes_in_text(G.full_caption(a)) == {"shape": "triangle", "colour": "orange",
+                                                     "fill": "outlined", "background": "gray"}
+    assert attributes_in_text("a red star in the style of <S*>") == {"shape": "star", "colour": "red"}
+
+
+def test_world_tokenizer_keeps_every_word_whole_and_accepts_placeholders():
+    tok = build_world_tokenizer(G.vocabulary_words(), 20)
+    for caption in ["the quiet harbor of marlow", "a red striped star on a black background"]:
+        assert len(tok.tokenize(caption)) == len(caption.split())
+    tok.add_tokens(["<S*>"])
+    ids = tok("a painting in the style of <S*>").input_ids
+    assert ids[-2] == tok.convert_tokens_to_ids("<S*>")
+    # An unknown word still tokenizes (into pieces), as with the real CLIP vocabulary.
+    assert len(tok.tokenize("zqxv")) >= 1 and tok.unk_token_id not in tok("zqxv").input_ids[1:-1]
+
+
+@pytest.mark.parametrize("bad", ["hexagon"])
+def test_unknown_shape_is_an_error(bad):
+    with pytest.raises(ValueError, match="hexagon"):
+        G.render_shape_image(G.ShapeAttributes(bad, "red", "solid", "white"), np.random.default_rng(0))
