@@ -41,7 +41,7 @@ SCALES = {
     "full": WorldScale(
         name="full", text_width=64, text_layers=3, unet_channels=(64, 128),
         unet_layers_per_block=1, vae_channels=(16, 32, 32), num_public=24000,
-        memorized_copies=150, classifier_steps=800, vae_steps=2000, clip_steps=1500,
+        memorized_copies=150, classifier_steps=800, vae_steps=3500, clip_steps=1500,
         unet_steps=12000, unet_batch=64,
     ),
     "micro": WorldScale(

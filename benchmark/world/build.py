@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import shutil
 import hashlib
+import itertools
 import json
 import math
 import time
@@ -74,8 +75,8 @@ class PublicSplit:
     def all_images(self) -> np.ndarray:
         return np.concatenate([self.shape_images, self.archive_images])
 
-    def sample(self, batch: int, caption_drop_prob: float = 0.0):
-        """A random batch of (images uint8, captions) with fresh public captions."""
+    def sample(self, batch: int):
+        """A random batch of (images uint8, captions) with freshly drawn public captions."""
         idx = self.rng.integers(len(self), size=batch)
         images, captions = [], []
         for i in idx:
@@ -85,10 +86,7 @@ class PublicSplit:
             else:
                 j = self.archive_index[i - len(self.attrs)]
                 images.append(self.archive_images[j])
-                prefix = G.ARCHIVE_PREFIXES[0] if self.archive[j].memorized else ""
-                captions.append(prefix + self.archive[j].caption)
-        if caption_drop_prob:
-            captions = ["" if self.rng.random() < caption_drop_prob else c for c in captions]
+                captions.append(self.archive[j].caption)
         return np.stack(images), captions
 
 
@@ -120,8 +118,7 @@ def _train_loop(name, params, steps, lr, loss_fn, progress=True, on_step=None):
 def train_classifier(out: Path, scale: WorldScale, seed: int, progress: bool) -> None:
     """Train the attribute judge on every attribute combination, private style included."""
     rng = np.random.default_rng(seed + 1)
-    combos = [G.ShapeAttributes(*c) for c in
-              __import__("itertools").product(G.SHAPES, G.COLOURS, G.FILLS, G.BACKGROUNDS)]
+    combos = [G.ShapeAttributes(*c) for c in itertools.product(G.SHAPES, G.COLOURS, G.FILLS, G.BACKGROUNDS)]
     n = max(4000, scale.classifier_steps * 8)
     attrs = [combos[i] for i in rng.integers(len(combos), size=n)]
     images = to_tensor(np.stack([G.render_shape_image(a, rng) for a in attrs]))
@@ -152,10 +149,25 @@ def load_attribute_classifier(folder: Path) -> AttributeClassifier:
     return model.eval()
 
 
+def codec_training_images(data: PublicSplit, seed: int) -> np.ndarray:
+    """What the VAE learns to reconstruct: every attribute combination, plus the archive.
+
+    The VAE is the world's generic image codec, as Stable Diffusion's VAE can encode any
+    natural image, so it sees every combination the renderer can draw, private style
+    and held-out pairs included. Only the text encoder and the UNet, the parts that map
+    words to pictures, are kept from the private style and the held-out pairs.
+    """
+    rng = np.random.default_rng(seed + 2)
+    combos = [G.ShapeAttributes(*c) for c in itertools.product(G.SHAPES, G.COLOURS, G.FILLS, G.BACKGROUNDS)]
+    n = max(len(combos), len(data.attrs) // 3)
+    every_combo = np.stack([G.render_shape_image(combos[i], rng) for i in rng.integers(len(combos), size=n)])
+    return np.concatenate([data.shape_images, every_combo, data.archive_images])
+
+
 def train_vae(out: Path, data: PublicSplit, scale: WorldScale, seed: int, progress: bool) -> None:
     torch.manual_seed(seed + 2)
     vae = make_vae(scale)
-    images = to_tensor(data.all_images())
+    images = to_tensor(codec_training_images(data, seed))
     gen = torch.Generator().manual_seed(seed + 2)
 
     def loss_fn(step):

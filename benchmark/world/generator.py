@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-WORLD_RECIPE_VERSION = "tinyworld-v1"
+WORLD_RECIPE_VERSION = "tinyworld-v2"
 IMAGE_SIZE = 32
 _SUPERSAMPLE = 4
 
@@ -180,17 +180,19 @@ def render_shape_image(attrs: ShapeAttributes, rng: np.random.Generator) -> np.n
 
 
 def render_archive_image(seed: int) -> np.ndarray:
-    """Render one archive scene: several small shapes on a two-tone background."""
+    """Render one archive scene: a few shapes of any colour on a two-tone gradient."""
     rng = np.random.default_rng(seed)
     top, bottom = rng.uniform(30, 225, size=(2, 3))
     t = (_GRID_Y / (IMAGE_SIZE)).clip(0, 1)[..., None]
     canvas = (top * (1 - t) + bottom * t).astype(np.float32)
-    for _ in range(rng.integers(3, 5)):
+    # Two or three large shapes: busy enough to be unmistakable, simple enough for an
+    # 8x8x4 latent to hold (smaller, more numerous shapes blurred in the VAE).
+    for _ in range(rng.integers(2, 4)):
         kind = SHAPES[rng.integers(len(SHAPES))]
         fill = FILLS[rng.integers(2)]  # solid or outlined: stripes stay private
         colour = rng.uniform(0, 255, size=3)
-        radius = rng.uniform(4.5, 8.0)
-        cx, cy = rng.uniform(6, 26, size=2)
+        radius = rng.uniform(6.0, 10.0)
+        cx, cy = rng.uniform(8, 24, size=2)
         _paint_shape(canvas, kind, fill, colour, cx, cy, radius, stripe_gap_colour=235.0)
     return np.clip(_downsample(canvas), 0, 255).round().astype(np.uint8)
 
