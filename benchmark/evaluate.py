@@ -35,27 +35,25 @@ class Evaluator:
         self.device = torch.device("cpu")
         clip_source = model_cfg.clip_model or (world_dir / "clip" if world_dir else None)
         self.clip = load_clip(clip_source) if (clip_source and (eval_cfg.clip_score or eval_cfg.fid)) else None
+        self.judge = None
         if world_dir is not None:
-            from benchmark.world.build import IMAGE_MEAN, IMAGE_STD, load_attribute_classifier
+            from benchmark.world.build import load_attribute_classifier
 
             self.judge = load_attribute_classifier(world_dir / "attribute_classifier")
-            self.fid_features = ClipImageFeatures(self.clip[0], IMAGE_MEAN, IMAGE_STD) if self.clip else None
-        else:
-            self.judge = None
-            self.fid_features = None  # clean-fid's Inception
+        # FID/KID features: clean-fid's Inception (None), or a CLIP image tower where no
+        # Inception weights can be had (the offline world).
+        self.fid_features = None
+        if not model_cfg.inception and self.clip is not None:
+            processor = self.clip[1].image_processor
+            self.fid_features = ClipImageFeatures(self.clip[0], processor.image_mean, processor.image_std)
         self.copy_detector = memorization.load_copy_detector(model_cfg.copy_detector)
         self.copy_threshold = eval_cfg.memorization_threshold or model_cfg.copy_threshold
-        self.world = world_dir is not None
 
     def __call__(self, gen: Generations, data: BenchmarkDataset, prompts: list[EvalPrompt]) -> dict[str, float]:
         out: dict[str, float] = {"eval/num_images": len(gen.texts)}
         if self.cfg.fid:
-            if self.fid_features is None and not self.world:
-                feats = None  # Inception
-            else:
-                feats = self.fid_features
-            g = fidelity.folder_features(gen.folder, feats, self.device)
-            r = self.reference_features(data, feats)
+            g = fidelity.folder_features(gen.folder, self.fid_features, self.device)
+            r = self.reference_features(data, self.fid_features)
             subset = min(self.cfg.kid_subset_size, len(g), len(r))
             out.update({f"eval/{k}": v for k, v in fidelity.fid_kid(g, r, subset, self.seed).items()})
         if self.cfg.clip_score and self.clip is not None:

@@ -34,6 +34,11 @@ OBJECT_TEMPLATES = ("a photo of a {}", "a rendering of a {}", "a picture of a {}
                     "an image of a {}", "a close-up photo of a {}")
 
 
+def fill_template(template: str, caption: str, placeholder: str) -> str:
+    """A TI prompt: ``{caption}`` becomes the image's caption, ``{}`` the placeholder token."""
+    return template.replace("{caption}", caption).format(placeholder)
+
+
 class PlaceholderEmbedding(nn.Module):
     """Token embedding whose placeholder ids read from trainable ``rows``; all else frozen."""
 
@@ -77,7 +82,7 @@ class TemplatePromptDataset(Dataset):
 
     def prompt(self, i: int) -> str:
         template = self.rng.choice(self.templates)
-        return template.replace("{caption}", self.captions[i]).format(self.placeholders[self.example_rows[i]])
+        return fill_template(template, self.captions[i], self.placeholders[self.example_rows[i]])
 
     def __getitem__(self, i: int):
         return {"mu": self.mu[i], "sd": self.sd[i], "input_ids": self.tokenize([self.prompt(i)])[0],
@@ -99,19 +104,34 @@ class TextualInversionModule(L.LightningModule):
         self.noise_generator = torch.Generator().manual_seed(seed)
 
     def denoising_loss(self, batch) -> torch.Tensor:
-        """Per-example loss ``|| model_output - target ||^2`` averaged over latent elements."""
-        mu, sd = batch["mu"], batch["sd"]
-        gen = self.noise_generator
-        latents = mu + sd * torch.randn(mu.shape, generator=gen).to(mu)
-        noise = torch.randn(latents.shape, generator=gen).to(latents)
-        steps = self.noise_scheduler.config.num_train_timesteps
-        t = torch.randint(0, steps, (len(latents),), generator=gen).to(latents.device)
+        """Per-example loss ``|| model_output - target ||^2`` averaged over latent elements.
+
+        The latent sample, noise and timestep of each example are drawn here from the
+        module's generator, unless the batch brings them (``latent_noise``, ``noise``,
+        ``timesteps``): per-image TI draws them per image so that a batched run repeats
+        independent per-image runs exactly.
+        """
+        mu = batch["mu"]
+        if "noise" in batch:
+            latent_noise, noise, t = batch["latent_noise"], batch["noise"], batch["timesteps"]
+        else:
+            gen = self.noise_generator
+            latent_noise = torch.randn(mu.shape, generator=gen)
+            noise = torch.randn(mu.shape, generator=gen)
+            t = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (len(mu),), generator=gen)
+        return self.loss_given_draws(mu, batch["sd"], batch["input_ids"], latent_noise, noise, t)
+
+    def loss_given_draws(self, mu, sd, input_ids, latent_noise, noise, t) -> torch.Tensor:
+        """Per-example denoising loss for given latent-sampling noise, diffusion noise and timesteps."""
+        latents = mu + sd * latent_noise.to(mu)
+        noise = noise.to(latents)
+        t = t.to(latents.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, t)
         if self.noise_scheduler.config.prediction_type == "v_prediction":
             target = self.noise_scheduler.get_velocity(latents, noise, t)
         else:
             target = noise
-        hidden = self.text_encoder(batch["input_ids"])[0]
+        hidden = self.text_encoder(input_ids)[0]
         pred = self.unet(noisy.to(self.unet.dtype), t, encoder_hidden_states=hidden.to(self.unet.dtype)).sample
         return F.mse_loss(pred.float(), target.float(), reduction="none").flatten(1).mean(1)
 

@@ -54,5 +54,8 @@ class ClipImageFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images.float() - self.mean) / self.std
-        return self.clip.get_image_features(x)
+        size = self.clip.config.vision_config.image_size
+        x = images.float()
+        if x.shape[-1] != size or x.shape[-2] != size:  # a real CLIP tower expects e.g. 224 px
+            x = torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", antialias=True)
+        return self.clip.get_image_features((x - self.mean) / self.std)

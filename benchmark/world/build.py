@@ -358,12 +358,16 @@ def build_world(out: Path, scale_name: str = "full", seed: int = 0, progress: bo
     _assemble_pipeline_index(out)
     if fp16:
         _to_fp16_in_place(out)
+    previous = out / "world.json"
+    if previous.is_file():  # resuming: keep the timings of stages trained earlier
+        timings = {**json.loads(previous.read_text()).get("timings", {}), **timings}
     meta = {
         "recipe_version": G.WORLD_RECIPE_VERSION,
         "scale": scale_name,
         "seed": seed,
         "scale_settings": scale.__dict__,
         "torch_version": torch.__version__,
+        "dtype": "float16" if fp16 else "float32",
         "timings": timings,
         "checksums": checksums(out),
     }

@@ -1,0 +1,33 @@
+"""The README's main job on the shipped world (slow: run with `pytest -m slow`)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from benchmark.models.backbone import PACKAGED_WORLD
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (PACKAGED_WORLD / "world.json").exists(), reason="packaged world not built"),
+]
+
+
+def _main_job(tmp_path, *overrides):
+    out = tmp_path / "run"
+    res = subprocess.run([sys.executable, "-m", "benchmark", *overrides, f"hydra.run.dir={out}"],
+                         capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads((out / "metrics.json").read_text()), out, res.stdout
+
+
+def test_main_job_learns_the_private_style_and_logs_to_wandb_offline(tmp_path):
+    metrics, out, stdout = _main_job(tmp_path)  # exactly the README's `python -m benchmark`
+    assert "eval/private_style_rate" in stdout  # the printed metrics table
+    assert list((out / "wandb").glob("offline-run-*")), "no offline W&B run"
+    assert (out / ".hydra" / "config.yaml").is_file() and (out / "samples_grid.png").is_file()
+    assert metrics["time/total_s"] < 300, "the main job must take at most 5 minutes"
+    base, _, _ = _main_job(tmp_path / "base", "method=none", "logger=none")
+    # The learned token induces the private style; the same prompts without it do not.
+    assert metrics["eval/private_style_rate"] >= base["eval/private_style_rate"] + 0.3
