@@ -7,6 +7,7 @@ Everything lands in the Hydra run directory: ``.hydra/`` (the config), ``images/
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -32,7 +33,6 @@ from benchmark.methods.base import Adaptation, Method, RunContext
 from benchmark.models.backbone import Backbone, load_backbone
 from benchmark.utils.io import atomic_write_bytes, atomic_write_json
 from benchmark.utils.provenance import config_hash, git_commit, package_versions
-from benchmark.world.generator import WORLD_RECIPE_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +102,17 @@ def save_grid(images: torch.Tensor, path: Path, count: int) -> Path:
     if images.shape[-1] < 128:
         scale = max(1, 128 // images.shape[-1])
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
-    import io
-
     buf = io.BytesIO()
     picture.save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
     return path
+
+
+def world_recipe(backbone: Backbone) -> str:
+    """The recipe version of the loaded world (from its world.json), or "none" for real models."""
+    if backbone.world_dir is None:
+        return "none"
+    return json.loads((backbone.world_dir / "world.json").read_text()).get("recipe_version", "unknown")
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:
@@ -142,6 +147,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
                          tags=tags, resolved_config=resolved)
     make_trainer = make_trainer_factory(run_cfg.strategy, logger, output_dir)
     ctx = RunContext(output_dir, run_cfg.seed, run_cfg.privacy, run_cfg.strategy, make_trainer)
+    succeeded = False
     try:
         with _timed(timings, "adapt"):
             adaptation = method.adapt(backbone, data, ctx)
@@ -161,7 +167,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
             **{f"privacy/{k}": v for k, v in adaptation.privacy.items() if k not in ("epsilon", "delta")},
             **adaptation.metrics, **scores, **timings,
             "config_hash": config_hash(resolved), "dataset_hash": data.content_hash,
-            "git_commit": git_commit(), "world_recipe": WORLD_RECIPE_VERSION if backbone.world_dir else "none",
+            "git_commit": git_commit(), "world_recipe": world_recipe(backbone),
             **{f"version/{k}": v for k, v in package_versions().items()},
             **flatten({"config": resolved}),
         }
@@ -173,9 +179,10 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
                 logger.log_image("samples_grid", [str(grid)])  # generations only, never training images
         atomic_write_json(output_dir / "resolved_config.json", resolved)
         atomic_write_json(output_dir / "metrics.json", metrics)
+        succeeded = True
         return metrics
     finally:
         if logger is not None and run_cfg.logger.kind == "wandb":
             import wandb
 
-            wandb.finish()
+            wandb.finish(exit_code=0 if succeeded else 1)  # one W&B run per job, marked failed if it failed

@@ -149,7 +149,7 @@ def main() -> None:
     p.add_argument("--ti-images", type=int, default=128)
     p.add_argument("--ti-steps", type=int, default=500)
     p.add_argument("--guidance", type=float, default=4.0)
-    p.add_argument("--threshold", type=float, default=0.9)
+    p.add_argument("--threshold", type=float, default=0.75)
     args = p.parse_args()
     torch.manual_seed(0)
     start = time.time()

@@ -114,7 +114,9 @@ class EmbeddingCache:
     def save(self, key: str, embeddings: torch.Tensor, metadata: Optional[dict] = None) -> Path:
         """Write atomically (temporary file, fsync, rename) with mode ``0o600``."""
         directory = _private_dir(self.directory)
-        meta = {"format": CACHE_FORMAT, "key": key, **{k: str(v) for k, v in (metadata or {}).items()}}
+        meta = {"format": CACHE_FORMAT, "key": key}
+        for name, value in (metadata or {}).items():  # safetensors metadata is str -> str
+            meta[name] = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
         data = save_safetensors({_TENSOR: embeddings.detach().cpu().float().contiguous()}, metadata=meta)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{key}.", suffix=".tmp")  # created 0o600
         try:

@@ -39,6 +39,15 @@ def fill_template(template: str, caption: str, placeholder: str) -> str:
     return template.replace("{caption}", caption).format(placeholder)
 
 
+def resolve_templates(configured: Optional[list[str]], data: BenchmarkDataset) -> list[str]:
+    """The method's own templates, else the dataset's, else the paper's generic ones."""
+    if configured:
+        return list(configured)
+    if data.config.concept.templates:
+        return list(data.config.concept.templates)
+    return list(STYLE_TEMPLATES if data.config.concept.kind == "style" else OBJECT_TEMPLATES)
+
+
 class PlaceholderEmbedding(nn.Module):
     """Token embedding whose placeholder ids read from trainable ``rows``; all else frozen."""
 
@@ -158,11 +167,7 @@ class TextualInversion(Method):
     private = False
 
     def templates_for(self, data: BenchmarkDataset) -> list[str]:
-        if self.templates:
-            return list(self.templates)
-        if data.config.concept.templates:
-            return list(data.config.concept.templates)
-        return list(STYLE_TEMPLATES if data.config.concept.kind == "style" else OBJECT_TEMPLATES)
+        return resolve_templates(self.templates, data)
 
     def adapt(self, backbone: Backbone, data: BenchmarkDataset, ctx: RunContext) -> Adaptation:
         if self.max_steps <= 0 or self.batch_size <= 0 or self.learning_rate <= 0:

@@ -1,0 +1,405 @@
+"""DPAgg-TI (``method=dpagg_ti``): a DP noisy mean of per-image textual-inversion embeddings.
+
+METHODS.md, section DPAgg-TI, steps 1-6:
+
+1. per-image TI: image ``i`` learns its own row ``v_i`` (:func:`train_per_image_embeddings`);
+2. bound: ``u_i = v_i`` (or ``v_i - v_init`` with ``center``) mapped to norm at most ``R``
+   (``normalize``: ``R u/|u|``; ``clip``: ``u min(1, R/|u|)``);
+3. subsample ``m`` of ``n`` exactly as the privacy report requires;
+4. release ``u* = (1/m) sum_{i in S} u_i + N(0, sigma^2 I)``, ``sigma`` from
+   :func:`benchmark.privacy.calibrate_noisy_mean`;
+5. optionally rescale ``u*`` to norm ``R`` (post-processing), add ``v_init`` back if centred;
+6. bind ``u*`` to the dataset's placeholder.
+
+Steps 2-5 are :func:`release_embedding`, a pure function the tests audit directly.
+
+**Batched per-image TI equals independent runs.** All ``n`` rows train in one Lightning
+run: every optimiser step sees every image exactly ``batch_size`` times (its own draws),
+the loss is the sum over images of each image's mean loss, and the optimiser is AdamW
+with ``weight_decay=0`` (element-wise). So row ``i``'s gradient, and its update, are
+those of a run on image ``i`` alone. The random draws (template, latent sample, noise,
+timestep) of image ``i`` at step ``s`` come from a generator seeded by
+``(seed, i, s)`` only, so a run on image ``i`` alone makes the same draws. What remains
+is floating-point rounding of batched versus single kernels.
+
+**Randomness of the release.** The subsample and the noise must be secret: anyone who can
+recompute them can subtract the noise. They are drawn from a generator seeded by the OS
+(``secrets``) unless ``mechanism_seed`` is set, which makes runs reproducible but the
+release non-private against whoever knows the seed (reported as
+``privacy/mechanism_randomness: seeded`` with a warning).
+
+The per-image embeddings are private and noiseless: they live only in the owner-only
+cache (:mod:`benchmark.methods.embedding_cache`); nothing computed from them other than
+the DP release is logged, reported or written to the run directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import numbers
+import secrets
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader, Dataset
+
+from benchmark.config import ConfigError, PrivacyConfig
+from benchmark.data.datasets import BenchmarkDataset
+from benchmark.methods.base import Adaptation, Method, RunContext
+from benchmark.methods.embedding_cache import EmbeddingCache, cache_key, model_identity
+from benchmark.methods.textual_inversion import TextualInversionModule, fill_template, resolve_templates
+from benchmark.models.backbone import Backbone
+from benchmark.privacy import PrivacyReport, PrivacyWarning, calibrate_noisy_mean, sensitivity_of_mean
+from benchmark.privacy.accountants import ACCOUNTANTS, NEIGHBOURING
+from benchmark.privacy.validation import check_delta, check_epsilon, check_radius, check_subsample
+
+log = logging.getLogger(__name__)
+
+BOUNDS = ("normalize", "clip")
+# The optimiser of TextualInversionModule; part of the cache key.
+OPTIMIZER = "AdamW(betas=(0.9, 0.999), eps=1e-08, weight_decay=0)"
+
+
+# ----------------------------------------------------------------------------- steps 2-5
+
+
+def bound_embeddings(vectors: torch.Tensor, radius: float, bound: str = "normalize") -> torch.Tensor:
+    """Map each row to norm at most ``radius``: ``normalize`` (``R v/|v|``) or ``clip``.
+
+    A zero row stays zero under ``normalize`` (it has no direction; its norm is within
+    the bound either way).
+    """
+    norms = vectors.norm(dim=-1, keepdim=True)
+    if bound == "normalize":
+        return vectors * (radius / norms.clamp_min(torch.finfo(vectors.dtype).tiny))
+    if bound == "clip":
+        return vectors * torch.clamp(radius / norms.clamp_min(torch.finfo(vectors.dtype).tiny), max=1.0)
+    raise ConfigError(f"method.bound must be one of {BOUNDS}, got {bound!r}")
+
+
+def draw_subset(n: int, m: int, sampling: str, generator: torch.Generator) -> torch.Tensor:
+    """Indices of the records in the release, drawn the way ``PrivacyReport.sampling`` says.
+
+    ``none``: all ``n``; ``without_replacement``: a uniform subset of exactly ``m``;
+    ``poisson``: each record independently with probability ``m/n``.
+    """
+    if sampling == "none":
+        return torch.arange(n)
+    if sampling == "without_replacement":
+        return torch.randperm(n, generator=generator)[:m].sort().values
+    if sampling == "poisson":
+        return torch.nonzero(torch.rand(n, generator=generator, dtype=torch.float64) < m / n).flatten()
+    raise ValueError(f"unknown sampling scheme {sampling!r}")
+
+
+def release_embedding(embeddings: torch.Tensor, report: PrivacyReport, radius: float, m: int, *,
+                      bound: str = "normalize", center: Optional[torch.Tensor] = None, rescale: bool = False,
+                      generator: torch.Generator) -> torch.Tensor:
+    """DPAgg-TI steps 2-5: the DP release ``u*`` from the ``n x D`` per-image embeddings.
+
+    ``report`` must come from ``calibrate_noisy_mean(..., radius, n, m, ...)``: its noise
+    ``report.sigma`` is used as is, and the subset is drawn exactly as
+    ``report.sampling`` requires. The sum is divided by the public ``m`` (never by the
+    size of a Poisson sample). ``center`` (the initializer row) is subtracted before
+    bounding and added back after the noise; ``rescale`` sets the noisy (centred) mean to
+    norm ``radius``, post-processing that costs no privacy.
+    """
+    n = embeddings.shape[0]
+    expected = sensitivity_of_mean(radius, m, report.neighbouring)
+    if not math.isclose(report.sensitivity, expected, rel_tol=1e-9) or not math.isclose(report.sample_rate, m / n):
+        # A report for other (R, m, n) would silently give the wrong noise.
+        raise ValueError(f"privacy report (sensitivity {report.sensitivity}, q {report.sample_rate}) does not match "
+                         f"radius={radius}, m={m}, n={n} (sensitivity {expected}, q {m / n})")
+    u = embeddings.detach().to(torch.float64)
+    if center is not None:
+        u = u - center.detach().to(torch.float64)
+    u = bound_embeddings(u, radius, bound)
+    subset = draw_subset(n, m, report.sampling, generator)
+    release = u[subset].sum(dim=0) / m
+    if report.sigma > 0:
+        release = release + report.sigma * torch.randn(release.shape, generator=generator, dtype=torch.float64)
+    if rescale:
+        release = release * (radius / release.norm().clamp_min(torch.finfo(release.dtype).tiny))
+    if center is not None:
+        release = release + center.detach().to(torch.float64)
+    return release.to(embeddings.dtype)
+
+
+def vocabulary_mean_norm(backbone: Backbone) -> float:
+    """Mean L2 norm of the text encoder's token-embedding rows (call before adding tokens)."""
+    weight = backbone.text_encoder.get_input_embeddings().weight.detach().float()
+    return float(weight.norm(dim=1).mean())
+
+
+# ----------------------------------------------------------------------------- step 1
+
+
+def per_image_token(image: int) -> str:
+    return f"<S*_{image}>"
+
+
+def _stream_seed(seed: int, image: int, step: int) -> int:
+    # A hash, not seed + image: streams of different (image, step) pairs must not overlap.
+    digest = hashlib.sha256(f"dpagg-ti/{seed}/{image}/{step}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+class PerImageStepDataset(Dataset):
+    """Item ``s`` is the whole batch of optimiser step ``s``: ``draws`` examples of every image.
+
+    Examples are image-major. Image ``j``'s template, latent-sampling noise, diffusion
+    noise and timestep at step ``s`` come from a generator seeded by
+    ``(seed, image_ids[j], s)``, so they do not depend on which other images share the
+    run, nor on the order in which steps are fetched.
+    """
+
+    def __init__(self, mu: torch.Tensor, sd: torch.Tensor, prompt_ids: torch.Tensor, image_ids: list[int],
+                 steps: int, draws: int, seed: int, num_timesteps: int):
+        self.mu, self.sd, self.prompt_ids = mu, sd, prompt_ids  # prompt_ids: images x templates x length
+        self.image_ids, self.steps, self.draws, self.seed = list(image_ids), steps, draws, seed
+        self.num_timesteps = num_timesteps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def draw(self, j: int, step: int) -> dict:
+        gen = torch.Generator().manual_seed(_stream_seed(self.seed, self.image_ids[j], step))
+        shape = (self.draws, *self.mu.shape[1:])
+        template = torch.randint(0, self.prompt_ids.shape[1], (self.draws,), generator=gen)
+        return {
+            "input_ids": self.prompt_ids[j, template],
+            "latent_noise": torch.randn(shape, generator=gen),
+            "noise": torch.randn(shape, generator=gen),
+            "timesteps": torch.randint(0, self.num_timesteps, (self.draws,), generator=gen),
+        }
+
+    def __getitem__(self, step: int) -> dict:
+        parts = [self.draw(j, step) for j in range(len(self.image_ids))]
+        batch = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+        batch["mu"] = self.mu.repeat_interleave(self.draws, dim=0)
+        batch["sd"] = self.sd.repeat_interleave(self.draws, dim=0)
+        return batch
+
+
+class PerImageTIModule(TextualInversionModule):
+    """Trains one row per image; a step sums each image's mean loss over its own draws.
+
+    Manual optimisation so that a step may run in chunks of ``chunk_images`` images
+    (gradients accumulate; memory stays bounded) while still taking one optimiser step
+    per step, with every row updated exactly once.
+    """
+
+    def __init__(self, backbone: Backbone, placeholder_ids: list[int], init_rows: torch.Tensor,
+                 learning_rate: float, draws: int, chunk_images: Optional[int] = None):
+        super().__init__(backbone, placeholder_ids, init_rows, learning_rate, seed=0)  # draws come in the batch
+        self.automatic_optimization = False
+        self.draws = draws
+        self.chunk_images = chunk_images
+
+    def training_step(self, batch, batch_idx):
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        size = len(batch["mu"])
+        chunk = (self.chunk_images or size) * self.draws
+        for start in range(0, size, chunk):
+            part = {key: value[start:start + chunk] for key, value in batch.items()}
+            # Sum over images (not mean): row i's gradient is exactly that of image i's own loss.
+            loss = self.denoising_loss(part).view(-1, self.draws).mean(dim=1).sum()
+            self.manual_backward(loss)
+        optimizer.step()
+        # Nothing is logged: the losses are computed from private images without DP.
+
+
+def train_per_image_embeddings(backbone: Backbone, mu: torch.Tensor, sd: torch.Tensor, captions: list[str],
+                               image_ids: list[int], templates: list[str], init_row: torch.Tensor, *, steps: int,
+                               learning_rate: float, batch_size: int, seed: int, make_trainer,
+                               chunk_images: Optional[int] = None) -> torch.Tensor:
+    """Per-image TI: one row per image (``len(image_ids) x D``), all trained in one run.
+
+    ``mu``/``sd`` are the images' latent means and stds, ``image_ids`` their indices in
+    the private set (they name the tokens ``<S*_i>`` and seed the draws). Each step
+    updates every row once with ``batch_size`` draws of its own image; calling this with
+    a single image gives the same row as the batched run (see the module docstring).
+    The backbone's text encoder is left with a plain embedding table, without the
+    learned rows.
+    """
+    tokens = [per_image_token(i) for i in image_ids]
+    vocab = backbone.tokenizer.get_vocab()
+    missing = [t for t in tokens if t not in vocab]
+    if missing:  # repeated calls (independent runs, benchmarks) reuse the tokens
+        backbone.tokenizer.add_tokens(missing)
+        backbone.text_encoder.resize_token_embeddings(len(backbone.tokenizer), mean_resizing=False)
+    ids = backbone.tokenizer.convert_tokens_to_ids(tokens)
+    prompts = [fill_template(t, caption, token) for caption, token in zip(captions, tokens) for t in templates]
+    prompt_ids = backbone.tokenize(prompts).view(len(tokens), len(templates), -1)
+    dataset = PerImageStepDataset(mu, sd, prompt_ids, image_ids, steps, batch_size, seed,
+                                  backbone.scheduler.config.num_train_timesteps)
+    # batch_size=None: item s already is step s's batch; steps are fetched in order.
+    loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=0)
+    init_rows = init_row.detach().float().unsqueeze(0).repeat(len(tokens), 1)
+    module = PerImageTIModule(backbone, ids, init_rows, learning_rate, batch_size, chunk_images)
+    # One process: the batch is the set of images, so data-parallel ranks would each need
+    # all of it. No logger: nothing computed from the private images without DP is logged.
+    trainer = make_trainer(max_steps=steps, stage="adapt_per_image", devices=1, num_nodes=1, strategy="auto",
+                           logger=False, enable_progress_bar=False)
+    try:
+        trainer.fit(module, train_dataloaders=loader)
+    finally:
+        backbone.text_encoder.set_input_embeddings(module.embedding.base)
+    return module.embedding.rows.detach().cpu().clone()
+
+
+# ----------------------------------------------------------------------------- the method
+
+
+def _positive_int(value, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+@dataclass
+class DPAggTI(Method):
+    """``method=dpagg_ti``: per-image TI, bounded, subsampled, Gaussian noisy mean (METHODS.md)."""
+
+    name: str = "dpagg_ti"
+    max_steps: int = 200  # TI steps per image (all images step together)
+    batch_size: int = 4  # draws (template, noise, timestep) per image per step
+    learning_rate: float = 5e-3
+    templates: Optional[list[str]] = None
+    chunk_images: Optional[int] = None  # images per forward pass; None: all at once
+    bound: str = "normalize"
+    clip_radius: Optional[float] = None  # None: mean norm of the vocabulary's rows
+    center: bool = False
+    subsample_size: Optional[int] = None  # None: m = n
+    neighbouring: str = "replace_one"
+    rescale_output: bool = False
+    cache_dir: Optional[str] = None  # None: <cache root>/embeddings
+    mechanism_seed: Optional[int] = None  # None: secret (OS) randomness for subsample and noise
+    private = True
+
+    def check(self, privacy: PrivacyConfig) -> None:
+        """Validate every setting that does not need the data, before anything is loaded."""
+        check_epsilon(privacy.epsilon)  # finite epsilon is allowed: this method is DP
+        check_delta(privacy.delta)
+        super().check(privacy)
+        if privacy.accountant not in ACCOUNTANTS:
+            raise ConfigError(f"privacy.accountant must be one of {ACCOUNTANTS}, got {privacy.accountant!r}")
+        _positive_int(self.max_steps, "method.max_steps")
+        _positive_int(self.batch_size, "method.batch_size")
+        if self.chunk_images is not None:
+            _positive_int(self.chunk_images, "method.chunk_images")
+        if self.subsample_size is not None:
+            _positive_int(self.subsample_size, "method.subsample_size")
+        lr = self.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (0 < lr < math.inf):
+            raise ConfigError(f"method.learning_rate must be a number > 0, got {lr!r}")
+        if self.bound not in BOUNDS:
+            raise ConfigError(f"method.bound must be one of {BOUNDS}, got {self.bound!r}")
+        if self.neighbouring not in NEIGHBOURING:
+            raise ConfigError(f"method.neighbouring must be one of {NEIGHBOURING}, got {self.neighbouring!r}")
+        if self.clip_radius is not None:
+            check_radius(self.clip_radius, key="method.clip_radius")
+        if self.mechanism_seed is not None and (isinstance(self.mechanism_seed, bool)
+                                                or not isinstance(self.mechanism_seed, numbers.Integral)):
+            raise ConfigError(f"method.mechanism_seed must be an integer or null, got {self.mechanism_seed!r}")
+
+    def plan(self, backbone: Backbone, data: BenchmarkDataset,
+             privacy: PrivacyConfig) -> tuple[int, int, float, PrivacyReport]:
+        """``(n, m, R, report)``: every check that needs the data, and the noise calibration.
+
+        Runs before any training, so bad input fails fast; call it before placeholder
+        tokens are added (the default ``R`` is the vocabulary's mean row norm).
+        """
+        n = len(data.adapt)
+        if n < 2:
+            raise ConfigError(
+                f"method=dpagg_ti needs at least 2 adaptation images, dataset '{data.name}' has {n} "
+                "(dataset.max_adapt_images / dataset.world.num_adapt); a mean of one image is that image's embedding"
+            )
+        m = n if self.subsample_size is None else self.subsample_size
+        m, n = check_subsample(m, n)
+        radius = check_radius(self.clip_radius if self.clip_radius is not None else vocabulary_mean_norm(backbone),
+                              key="method.clip_radius")
+        report = calibrate_noisy_mean(privacy.epsilon, privacy.delta, radius, n, m, self.neighbouring,
+                                      privacy.accountant)
+        return n, m, radius, report
+
+    def cache_material(self, identity: dict, data: BenchmarkDataset, ctx: RunContext, templates: list[str]) -> dict:
+        """Everything the per-image embeddings depend on (the cache key is its hash)."""
+        return {
+            "model": identity, "dataset": data.content_hash, "num_images": len(data.adapt),
+            "templates": list(templates), "initializer": data.config.concept.initializer_token, "seed": ctx.seed,
+            "ti": {"steps": self.max_steps, "batch_size": self.batch_size, "learning_rate": float(self.learning_rate),
+                   "optimizer": OPTIMIZER},
+            "precision": ctx.strategy.precision,
+        }
+
+    def per_image_embeddings(self, backbone: Backbone, data: BenchmarkDataset, ctx: RunContext, templates: list[str],
+                             init: torch.Tensor, identity: dict) -> tuple[torch.Tensor, bool, float]:
+        """``(n x D embeddings, cache hit, training seconds)``: from the cache, else trained and cached."""
+        material = self.cache_material(identity, data, ctx, templates)
+        key = cache_key(material)
+        cache = EmbeddingCache(self.cache_dir)
+        shape = (len(data.adapt), init.shape[0])
+        cached = cache.load(key, shape)
+        if cached is not None:
+            log.info("dpagg_ti: per-image embeddings from the cache (key %s); nothing to train", key)
+            return cached, True, 0.0
+        start = time.perf_counter()
+        mu, sd = backbone.encode_images(data.adapt.images)
+        rows = train_per_image_embeddings(
+            backbone, mu, sd, data.adapt.captions, list(range(len(data.adapt))), templates, init,
+            steps=self.max_steps, learning_rate=float(self.learning_rate), batch_size=self.batch_size,
+            seed=ctx.seed, make_trainer=ctx.make_trainer, chunk_images=self.chunk_images)
+        seconds = time.perf_counter() - start
+        cache.save(key, rows, {"material": material})
+        log.info("dpagg_ti: trained %d per-image embeddings in %.1f s; cached (key %s)", len(rows), seconds, key)
+        return rows, False, seconds
+
+    def adapt(self, backbone: Backbone, data: BenchmarkDataset, ctx: RunContext) -> Adaptation:
+        n, m, radius, report = self.plan(backbone, data, ctx.privacy)
+        identity = model_identity(backbone)  # before any token is added
+        concept = data.config.concept
+        # The dataset's placeholder first, so it has the same id whether or not per-image
+        # tokens are added after it (cache miss vs hit).
+        _, init = backbone.add_placeholder_tokens([concept.placeholder], concept.initializer_token)
+        templates = resolve_templates(self.templates, data)
+        rows, hit, train_s = self.per_image_embeddings(backbone, data, ctx, templates, init, identity)
+
+        private = not math.isinf(report.epsilon)
+        if self.mechanism_seed is None:
+            mechanism_seed, randomness = secrets.randbits(63), "secret"
+        else:
+            mechanism_seed, randomness = int(self.mechanism_seed), "seeded"
+            if private:
+                warnings.warn(
+                    f"method.mechanism_seed={self.mechanism_seed} fixes the subsample and the noise: anyone who "
+                    "knows it can remove the noise, so the release is not DP against them; use it only for "
+                    "reproducible benchmarking", PrivacyWarning, stacklevel=2)
+        generator = torch.Generator().manual_seed(mechanism_seed)
+        released = release_embedding(rows, report, radius, m, bound=self.bound,
+                                     center=init if self.center else None, rescale=self.rescale_output,
+                                     generator=generator).float()
+        path = ctx.output_dir / "learned_embeds.safetensors"
+        save_file({concept.placeholder: released.contiguous()}, path)  # the DP release only
+
+        privacy = {**report.as_dict(), "private": private, "mechanism_randomness": randomness}
+        if not private:
+            privacy["delta"] = 0.0  # no guarantee claimed, as for the non-private methods
+        return Adaptation(
+            placeholder=concept.placeholder,
+            embeddings={concept.placeholder: released},
+            privacy=privacy,
+            # Only public settings and functions of the release: nothing about single images.
+            metrics={"adapt/num_images": n, "adapt/subsample_size": m, "adapt/clip_radius": radius,
+                     "adapt/released_norm": float(released.norm()), "adapt/cache_hit": int(hit),
+                     "adapt/per_image_train_s": round(train_s, 3), "adapt/per_image_steps": self.max_steps},
+            released_files=[path],
+        )
