@@ -12,7 +12,7 @@
    and with the backbone load each job also pays. Sampling and evaluation are not
    included: every epsilon needs its own generations whatever the method.
 
-    python scripts/benchmark_per_image_ti.py [--model builtin:tiny] [--images 32] [--steps 20] [--json out.json]
+    python scripts/benchmark_per_image_ti.py [--model builtin:tiny] [--images 32] [--steps 200] [--json out.json]
 
 The per-image embeddings go to a temporary owner-only cache that is deleted at the end.
 """
@@ -59,8 +59,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default=default_model, help=f"model.pretrained (default here: {default_model})")
     p.add_argument("--images", type=int, default=32)
-    p.add_argument("--steps", type=int, default=20, help="TI steps per image")
-    p.add_argument("--batch-size", type=int, default=4, help="draws per image per step")
+    p.add_argument("--steps", type=int, default=DPAggTI.max_steps, help="TI steps per image (method default)")
+    p.add_argument("--batch-size", type=int, default=DPAggTI.batch_size, help="draws per image per step")
     p.add_argument("--epsilons", default="0.5,1,2,4,8,inf")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path)
@@ -121,7 +121,7 @@ def main() -> None:
         "sequential_per_image_ti_s": round(sequential_s, 3),
         "speedup_batched_over_sequential": round(sequential_s / batched_s, 2),
         "max_abs_diff_batched_vs_sequential": float((batched - sequential).abs().max()),
-        "epsilons": epsilons,
+        "epsilons": args.epsilons.split(","),  # strings: JSON has no inf
         "single_epsilon_adapt_s": round(single, 3),
         "sweep_adapt_s": round(sweep, 3),
         "sweep_over_single_adapt": round(sweep / single, 3),

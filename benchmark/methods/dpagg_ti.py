@@ -270,7 +270,7 @@ class DPAggTI(Method):
 
     name: str = "dpagg_ti"
     max_steps: int = 200  # TI steps per image (all images step together)
-    batch_size: int = 4  # draws (template, noise, timestep) per image per step
+    batch_size: int = 1  # draws (template, noise, timestep) per image per step: a step sees each image once
     learning_rate: float = 5e-3
     templates: Optional[list[str]] = None
     chunk_images: Optional[int] = None  # images per forward pass; None: all at once

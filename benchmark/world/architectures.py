@@ -34,6 +34,10 @@ class WorldScale:
     clip_steps: int
     unet_steps: int
     unet_batch: int
+    # Stop the UNet early on its cosine schedule (None: train it to the end). Later
+    # checkpoints learn that stripes never appear on black so well that a textual-
+    # inversion token can no longer reach the private style (results/world_build.md).
+    unet_stop_step: int | None = None
     model_max_length: int = 20
 
 
@@ -42,7 +46,7 @@ SCALES = {
         name="full", text_width=64, text_layers=3, unet_channels=(64, 128),
         unet_layers_per_block=1, vae_channels=(16, 32, 32), num_public=24000,
         memorized_copies=150, classifier_steps=800, vae_steps=3500, clip_steps=1500,
-        unet_steps=12000, unet_batch=64,
+        unet_steps=12000, unet_batch=64, unet_stop_step=4000,
     ),
     "micro": WorldScale(
         name="micro", text_width=32, text_layers=1, unet_channels=(32, 64),

@@ -96,10 +96,11 @@ def _cosine_lr(step: int, total: int, warmup: int = 200) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def _train_loop(name, params, steps, lr, loss_fn, progress=True, on_step=None):
+def _train_loop(name, params, steps, lr, loss_fn, progress=True, on_step=None, stop_at=None):
+    """AdamW on a warm-up + cosine schedule of ``steps``; ``stop_at`` ends it early."""
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine_lr(s, steps))
-    bar = tqdm(range(steps), desc=name, disable=not progress, mininterval=2.0)
+    bar = tqdm(range(stop_at or steps), desc=name, disable=not progress, mininterval=2.0)
     ema_loss = None
     for step in bar:
         loss = loss_fn(step)
@@ -288,11 +289,12 @@ def train_unet(out: Path, data: PublicSplit, scale: WorldScale, seed: int, progr
         with torch.no_grad():
             for pe, p in zip(ema.parameters(), unet.parameters()):
                 pe.lerp_(p, 1 - decay)
-        if (step + 1) % 2000 == 0 and step + 1 < scale.unet_steps:
+        if (step + 1) % 2000 == 0 and step + 1 < (scale.unet_stop_step or scale.unet_steps):
             ema.save_pretrained(out / "unet_partial")  # lets a long build be inspected midway
 
     unet.train()
-    _train_loop("unet", list(unet.parameters()), scale.unet_steps, 5e-4, loss_fn, progress, on_step=update_ema)
+    _train_loop("unet", list(unet.parameters()), scale.unet_steps, 5e-4, loss_fn, progress, on_step=update_ema,
+                stop_at=scale.unet_stop_step)
     scheduler.save_pretrained(out / "scheduler")
     ema.save_pretrained(out / "unet")
     shutil.rmtree(out / "unet_partial", ignore_errors=True)

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-WORLD_RECIPE_VERSION = "tinyworld-v2"
+WORLD_RECIPE_VERSION = "tinyworld-v3"
 IMAGE_SIZE = 32
 _SUPERSAMPLE = 4
 
