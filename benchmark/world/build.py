@@ -316,6 +316,15 @@ def _assemble_pipeline_index(out: Path) -> None:
     pipe.save_pretrained(out, safe_serialization=True)
 
 
+def _strip_build_paths(out: Path) -> None:
+    """Drop ``_name_or_path`` (the build folder) from saved configs: it is machine-specific
+    and would make two identical builds in different folders differ."""
+    for f in sorted(out.rglob("config.json")):
+        config = json.loads(f.read_text())
+        if config.pop("_name_or_path", None) is not None:
+            f.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def _to_fp16_in_place(out: Path) -> None:
     for f in sorted(out.rglob("*.safetensors")):
         tensors = load_file(f)
@@ -358,6 +367,7 @@ def build_world(out: Path, scale_name: str = "full", seed: int = 0, progress: bo
         steps[stage]()
         timings[f"{stage}_s"] = round(time.time() - t, 1)
     _assemble_pipeline_index(out)
+    _strip_build_paths(out)
     if fp16:
         _to_fp16_in_place(out)
     previous = out / "world.json"
