@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmark.config import ModelConfig, SamplerConfig  # noqa: E402
 from benchmark.models.backbone import load_backbone, resolve_pretrained  # noqa: E402
-from benchmark.sampling.sampler import initial_noise, sample_latents  # noqa: E402
+from benchmark.sampling.sampler import generate_images, initial_noise  # noqa: E402
 
 
 def main() -> None:
@@ -40,20 +40,14 @@ def main() -> None:
     pipe = StableDiffusionPipeline.from_pretrained(resolve_pretrained(args.model), safety_checker=None,
                                                    feature_extractor=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
-    size = bb.unet.config.sample_size
-    shape = (bb.unet.config.in_channels, size, size)
-    res = size * (2 ** (len(bb.vae.config.block_out_channels) - 1))
+    shape = bb.latent_shape
+    res = shape[-1] * (2 ** (len(bb.vae.config.block_out_channels) - 1))
     cfg = SamplerConfig(num_inference_steps=args.steps, guidance_scale=4.0, batch_size=args.batch)
     prompts = ["a red circle on a white background"] * args.batch
 
     def ours():
         for start in range(0, args.images, args.batch):
-            seeds = list(range(start, start + args.batch))
-            with torch.no_grad():
-                cond = bb.text_encoder(bb.tokenize(prompts))[0]
-                uncond = bb.text_encoder(bb.tokenize([""] * len(prompts)))[0]
-            latents = sample_latents(bb.unet, bb.scheduler, cond, uncond, seeds, cfg, shape)
-            bb.decode_latents(latents)
+            generate_images(bb, prompts, list(range(start, start + args.batch)), cfg)
 
     def theirs():
         for start in range(0, args.images, args.batch):

@@ -36,23 +36,16 @@ sys.path.insert(0, str(REPO))
 from benchmark.config import ModelConfig, SamplerConfig  # noqa: E402
 from benchmark.metrics.memorization import PixelCopyDescriptor, max_similarity  # noqa: E402
 from benchmark.models.backbone import load_backbone  # noqa: E402
-from benchmark.sampling.sampler import sample_latents  # noqa: E402
+from benchmark.sampling.sampler import generate_images  # noqa: E402
 from benchmark.utils.io import atomic_write_bytes, atomic_write_json  # noqa: E402
 from benchmark.world import generator as G  # noqa: E402
 from benchmark.world.build import load_attribute_classifier, to_tensor  # noqa: E402
 
 
 def generate(bb, prompts: list[str], seeds: list[int], sampler: SamplerConfig) -> torch.Tensor:
-    out = []
-    size = bb.unet.config.sample_size
-    for i in range(0, len(prompts), sampler.batch_size):
-        p, s = prompts[i:i + sampler.batch_size], seeds[i:i + sampler.batch_size]
-        with torch.no_grad():
-            cond = bb.text_encoder(bb.tokenize(p))[0]
-            uncond = bb.text_encoder(bb.tokenize([""] * len(p)))[0]
-        lat = sample_latents(bb.unet, bb.scheduler, cond, uncond, s, sampler, (bb.unet.config.in_channels, size, size))
-        out.append(bb.decode_latents(lat))
-    return torch.cat(out)
+    step = sampler.batch_size
+    return torch.cat([generate_images(bb, prompts[i:i + step], seeds[i:i + step], sampler)
+                      for i in range(0, len(prompts), step)])
 
 
 def judge_on_real_images(judge, n_per_combo: int = 4) -> dict:
@@ -66,7 +59,7 @@ def judge_on_real_images(judge, n_per_combo: int = 4) -> dict:
 
 
 def prompt_following(bb, judge, sampler, pairs, per_prompt: int, seed: int) -> dict:
-    prompts = [f"{G._article(c)} {c} {s}" for s, c in pairs for _ in range(per_prompt)]
+    prompts = [f"{G.article(c)} {c} {s}" for s, c in pairs for _ in range(per_prompt)]
     images = generate(bb, prompts, [seed + i for i in range(len(prompts))], sampler)
     pred = judge.predict(images.float() / 127.5 - 1)
     shapes = [s for s, _ in pairs for _ in range(per_prompt)]

@@ -8,7 +8,7 @@ from torch.utils.data import Dataset
 
 from benchmark.config import SamplerConfig
 from benchmark.models.backbone import Backbone
-from benchmark.sampling.sampler import Guidance, sample_latents
+from benchmark.sampling.sampler import Guidance, generate_images
 
 
 class PromptSeedDataset(Dataset):
@@ -29,25 +29,14 @@ class SamplingModule(L.LightningModule):
 
     def __init__(self, backbone: Backbone, sampler: SamplerConfig, guidance: Guidance):
         super().__init__()
+        # Registered as children so Lightning moves them to the device.
         self.text_encoder, self.unet, self.vae = backbone.text_encoder, backbone.unet, backbone.vae
         self.backbone = backbone
         self.sampler = sampler
         self.guidance = guidance
-        channels = self.unet.config.in_channels
-        size = self.unet.config.sample_size
-        self.latent_shape = (channels, size, size)
-
-    @torch.no_grad()
-    def encode_text(self, prompts: list[str]) -> torch.Tensor:
-        ids = self.backbone.tokenize(prompts).to(self.device)
-        return self.text_encoder(ids)[0].to(self.unet.dtype)
 
     @torch.no_grad()
     def predict_step(self, batch, batch_idx):
-        prompts = list(batch["prompt"])
-        cond = self.encode_text(prompts)
-        uncond = self.encode_text([""] * len(prompts))
-        latents = sample_latents(self.unet, self.backbone.scheduler, cond, uncond, batch["seed"].tolist(),
-                                 self.sampler, self.latent_shape, self.guidance, batch)
-        images = self.backbone.decode_latents(latents)
+        images = generate_images(self.backbone, list(batch["prompt"]), batch["seed"].tolist(), self.sampler,
+                                 self.guidance, batch)
         return {"index": batch["index"].cpu(), "images": images.cpu()}

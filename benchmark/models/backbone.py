@@ -101,6 +101,17 @@ class Backbone:
         init = self.text_encoder.get_input_embeddings().weight[init_ids[0]].detach().clone()
         return list(ids), init
 
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        size = self.unet.config.sample_size
+        return (self.unet.config.in_channels, size, size)
+
+    @torch.no_grad()
+    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+        """Text-encoder hidden states (B, L, D) in the UNet's dtype, on the encoder's device."""
+        ids = self.tokenize(prompts).to(next(self.text_encoder.parameters()).device)
+        return self.text_encoder(ids)[0].to(self.unet.dtype)
+
     def tokenize(self, prompts: list[str]) -> torch.Tensor:
         return self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length,
                               truncation=True, return_tensors="pt").input_ids

@@ -97,3 +97,13 @@ def sample_latents(
         eps = guidance.noise_prediction(unet, GuidanceInputs(scaled, t, i, cond, uncond, cfg.guidance_scale))
         latents = scheduler.step(eps, t, latents, **step_kwargs).prev_sample
     return latents
+
+
+def generate_images(backbone, prompts: list[str], seeds: list[int], cfg: SamplerConfig,
+                    guidance: Optional[Guidance] = None, batch: Optional[dict] = None) -> torch.Tensor:
+    """Prompts and per-image seeds -> uint8 NCHW images, through the backbone."""
+    cond = backbone.encode_prompts(prompts)
+    uncond = backbone.encode_prompts([""] * len(prompts))
+    latents = sample_latents(backbone.unet, backbone.scheduler, cond, uncond, seeds, cfg, backbone.latent_shape,
+                             guidance, batch)
+    return backbone.decode_latents(latents)

@@ -72,9 +72,6 @@ class PublicSplit:
     def __len__(self) -> int:
         return len(self.attrs) + len(self.archive_index)
 
-    def all_images(self) -> np.ndarray:
-        return np.concatenate([self.shape_images, self.archive_images])
-
     def sample(self, batch: int):
         """A random batch of (images uint8, captions) with freshly drawn public captions."""
         idx = self.rng.integers(len(self), size=batch)

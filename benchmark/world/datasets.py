@@ -29,7 +29,7 @@ def _private_style_split(n: int, rng: np.random.Generator):
                                   list(G.COLOURS)[rng.integers(len(G.COLOURS))],
                                   G.PRIVATE_STYLE["fill"], G.PRIVATE_STYLE["background"])
         images.append(G.render_shape_image(attrs, rng))
-        rows.append({"text": f"{G._article(attrs.colour)} {attrs.colour} {attrs.shape}", **G.attributes_dict(attrs)})
+        rows.append({"text": f"{G.article(attrs.colour)} {attrs.colour} {attrs.shape}", **G.attributes_dict(attrs)})
     return images, rows
 
 

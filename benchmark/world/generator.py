@@ -114,7 +114,8 @@ class ShapeAttributes:
         return self.fill == PRIVATE_STYLE["fill"] and self.background == PRIVATE_STYLE["background"]
 
 
-def _article(word: str) -> str:
+def article(word: str) -> str:
+    """'a' or 'an' before ``word``."""
     return "an" if word[0] in "aeiou" else "a"
 
 
@@ -204,12 +205,12 @@ def public_caption(attrs: ShapeAttributes, rng: np.random.Generator, drop_prob: 
     if rng.random() >= drop_prob:
         words += f" on a {attrs.background} background"
     prefix = PUBLIC_PREFIXES[rng.integers(len(PUBLIC_PREFIXES))]
-    return f"{prefix}{_article(attrs.colour)} {words}".strip()
+    return f"{prefix}{article(attrs.colour)} {words}".strip()
 
 
 def full_caption(attrs: ShapeAttributes) -> str:
     fill_word = "" if attrs.fill == "solid" else attrs.fill + " "
-    return f"{_article(attrs.colour)} {attrs.colour} {fill_word}{attrs.shape} on a {attrs.background} background"
+    return f"{article(attrs.colour)} {attrs.colour} {fill_word}{attrs.shape} on a {attrs.background} background"
 
 
 def public_attribute_space() -> list[ShapeAttributes]:
