@@ -269,9 +269,9 @@ class DPAggTI(Method):
     """``method=dpagg_ti``: per-image TI, bounded, subsampled, Gaussian noisy mean (METHODS.md)."""
 
     name: str = "dpagg_ti"
-    max_steps: int = 200  # TI steps per image (all images step together)
+    max_steps: int = 800  # TI steps per image (all images step together)
     batch_size: int = 1  # draws (template, noise, timestep) per image per step: a step sees each image once
-    learning_rate: float = 5e-3
+    learning_rate: float = 0.02
     templates: Optional[list[str]] = None
     chunk_images: Optional[int] = None  # images per forward pass; None: all at once
     bound: str = "normalize"
