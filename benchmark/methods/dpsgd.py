@@ -258,6 +258,47 @@ def _stream_seed(*parts) -> int:
 # ----------------------------------------------------------------------------- Lightning
 
 
+def _lockstep_sampler_class():
+    from opacus.utils.uniform_sampler import DistributedUniformWithReplacementSampler
+
+    class LockstepDistributedPoissonSampler(DistributedUniformWithReplacementSampler):
+        """Opacus' distributed Poisson sampler, but yielding every local batch, empty ones too.
+
+        Opacus skips a rank's empty local batch; under DDP the ranks then take different
+        numbers of steps and the collectives (gradient all-reduce) fall out of step. Here
+        every rank yields exactly ``num_batches`` batches: rank ``r`` keeps each record of
+        its shard independently with probability ``q``, so the global batch is a Poisson
+        sample of the whole set, as the accounting assumes.
+        """
+
+        def __iter__(self):
+            if self.shuffle:
+                g = torch.Generator().manual_seed(self.shuffle_seed + self.epoch)
+                indices = torch.randperm(self.total_size, generator=g)
+            else:
+                indices = torch.arange(self.total_size)
+            indices = indices[self.rank:self.total_size:self.num_replicas]
+            for _ in range(self.num_batches):
+                mask = torch.rand(self.num_samples, generator=self.generator) < self.sample_rate
+                yield indices[mask.nonzero(as_tuple=False).reshape(-1)].tolist()
+
+    return LockstepDistributedPoissonSampler
+
+
+def lockstep_poisson_loader(dataset: Dataset, sample_rate: float, generator: torch.Generator) -> DataLoader:
+    """A distributed Poisson loader whose ranks always take the same number of (possibly empty) batches."""
+    from opacus.data_loader import dtype_safe, shape_safe, wrap_collate_with_empty
+    from torch.utils.data import default_collate
+
+    sampler = _lockstep_sampler_class()(total_size=len(dataset), sample_rate=sample_rate, generator=generator)
+    first = dataset[0]
+    collate = wrap_collate_with_empty(collate_fn=default_collate, batch_first=True, rand_on_empty=False,
+                                      sample_empty_shapes=[(0, *shape_safe(x)) for x in first],
+                                      dtypes=[dtype_safe(x) for x in first])
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
+
+
+
 @dataclass
 class DPSettings:
     """What ``make_private`` needs; ``None`` in :class:`DPSGDModule` means non-private."""
@@ -323,7 +364,7 @@ class DPSGDModule(L.LightningModule):
         if stage != "fit" or self.loader is not None:
             return
         rank, world = _rank_and_world()
-        if self.trainer is not None and self.dp is not None:
+        if self._trainer is not None and self.dp is not None:
             # Defence in depth: make_trainer overrides could still set these.
             if getattr(self.trainer, "accumulate_grad_batches", 1) != 1:
                 raise ConfigError("gradient accumulation is incompatible with DP-SGD (one Poisson batch per step)")
@@ -354,8 +395,10 @@ class DPSGDModule(L.LightningModule):
         noise_gen = torch.Generator().manual_seed(_stream_seed("dpsgd-noise", base))  # only rank 0 adds noise
         self.noise_generator = torch.Generator().manual_seed(_stream_seed("dpsgd-draws", self.seed, rank))
         module = DPDDP(self.denoiser) if world > 1 else self.denoiser
-        loader = DPDataLoader(self.train_set, sample_rate=dp.sample_rate, collate_fn=None, generator=sampler_gen,
-                              distributed=world > 1)
+        if world > 1:
+            loader = lockstep_poisson_loader(self.train_set, dp.sample_rate, sampler_gen)
+        else:
+            loader = DPDataLoader(self.train_set, sample_rate=dp.sample_rate, collate_fn=None, generator=sampler_gen)
         with warnings.catch_warnings():
             # Opacus' secure_mode needs torchcsprng; the generators above are seeded from secrets instead.
             warnings.filterwarnings("ignore", message=".*Secure RNG turned off.*")
@@ -385,12 +428,24 @@ class DPSGDModule(L.LightningModule):
 
     # --- training
 
-    def draws(self, mu: torch.Tensor, sd: torch.Tensor):
-        """Noisy latents, timesteps and regression target for a batch of latent means/stds."""
+    def draws(self, batch):
+        """Noisy latents, timesteps and regression target for a batch ``(mu, sd, ids, ...)``.
+
+        Drawn from this rank's generator (ranks draw independently). Tests override it to
+        give each example the same draws however the batch is split across ranks.
+        """
+        mu, sd = batch[0], batch[1]
         gen = self.noise_generator
-        latents = mu + sd * torch.randn(mu.shape, generator=gen).to(mu)
-        noise = torch.randn(mu.shape, generator=gen).to(mu)
-        t = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (len(mu),), generator=gen).to(mu.device)
+        latent_noise = torch.randn(mu.shape, generator=gen)
+        noise = torch.randn(mu.shape, generator=gen)
+        t = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (len(mu),), generator=gen)
+        return self.noise_targets(mu, sd, latent_noise, noise, t)
+
+    def noise_targets(self, mu, sd, latent_noise, noise, t):
+        """``(noisy latents, t, target)`` for given draws (epsilon or v-prediction)."""
+        latents = mu + sd * latent_noise.to(mu)
+        noise = noise.to(mu)
+        t = t.to(mu.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, t)
         if self.noise_scheduler.config.prediction_type == "v_prediction":
             target = self.noise_scheduler.get_velocity(latents, noise, t)
@@ -398,24 +453,29 @@ class DPSGDModule(L.LightningModule):
             target = noise
         return noisy, t, target
 
-    def training_step(self, batch, batch_idx):
-        mu, sd, input_ids = batch
-        optimizer = self.optimizers()
-        noisy, t, target = self.draws(mu, sd)
+    def step_on(self, noisy, t, input_ids, target, optimizer) -> torch.Tensor:
+        """One optimiser step on one batch: forward, (DP) backward, clip + noise + step, zero grads."""
         pred = self.model(noisy, t, input_ids)
         if self.dp is not None and self.dp.grad_sample_mode == "ghost":
             loss = self.dp_criterion(pred, target)  # Opacus runs its two backward passes in .backward()
             loss.backward()
-            value = loss.detach()
         else:
             loss = self.criterion(pred, target)
-            self.manual_backward(loss)
-            value = loss.detach()
+            if self._trainer is not None:
+                self.manual_backward(loss)
+            else:
+                loss.backward()
         optimizer.step()
         optimizer.zero_grad()
         self.steps_taken += 1
+        return loss.detach()
+
+    def training_step(self, batch, batch_idx):
+        noisy, t, target = self.draws(batch)
+        value = self.step_on(noisy, t, batch[2], target, self.optimizers())
         if self.log_loss:
-            self.log("train/loss", value, prog_bar=True, on_step=True, on_epoch=False, batch_size=max(len(mu), 1))
+            self.log("train/loss", value, prog_bar=True, on_step=True, on_epoch=False,
+                     batch_size=max(len(batch[0]), 1))
 
     def epsilon_so_far(self) -> float:
         """Epsilon spent by the steps taken, from the suite's privacy module (inf if non-private)."""
