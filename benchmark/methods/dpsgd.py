@@ -31,6 +31,7 @@ allow: ``ghost`` with more than one process is refused.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import numbers
@@ -345,7 +346,8 @@ class DPSGDModule(L.LightningModule):
         self.privacy_engine = None
         self.dp_optimizer = None
         self.loader = None
-        self.epsilon_history: list[float] = []
+        self.epsilon_history: list[tuple[int, float]] = []  # (epoch, epsilon spent after it)
+        self.epsilon_every = 1
         self.steps_taken = 0
 
     # --- setup
@@ -455,6 +457,8 @@ class DPSGDModule(L.LightningModule):
 
     def step_on(self, noisy, t, input_ids, target, optimizer) -> torch.Tensor:
         """One optimiser step on one batch: forward, (DP) backward, clip + noise + step, zero grads."""
+        if len(noisy) == 0:
+            return self._empty_step(optimizer)
         pred = self.model(noisy, t, input_ids)
         if self.dp is not None and self.dp.grad_sample_mode == "ghost":
             loss = self.dp_criterion(pred, target)  # Opacus runs its two backward passes in .backward()
@@ -465,6 +469,28 @@ class DPSGDModule(L.LightningModule):
                 self.manual_backward(loss)
             else:
                 loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        self.steps_taken += 1
+        return loss.detach()
+
+    def _empty_step(self, optimizer) -> torch.Tensor:
+        """An empty Poisson batch is still a step: zero per-example gradients, noise, accounting.
+
+        The model is not run (text encoders cannot reshape an empty batch). A zero loss
+        that touches every trainable parameter still goes through ``backward`` so that DDP
+        ranks stay in step (the other ranks' gradient all-reduce waits for this one); then
+        each parameter gets an empty per-example gradient, which Opacus' optimizer handles.
+        """
+        params = self.trainable_parameters()
+        loss = sum((p * 0).sum() for p in params)
+        if self._trainer is not None:
+            self.manual_backward(loss)
+        else:
+            loss.backward()
+        if self.dp is not None and self.dp.grad_sample_mode != "ghost":
+            for p in params:
+                p.grad_sample = torch.zeros(0, *p.shape, dtype=p.dtype, device=p.device)
         optimizer.step()
         optimizer.zero_grad()
         self.steps_taken += 1
@@ -487,8 +513,12 @@ class DPSGDModule(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         if self.dp is None:
             return
+        epoch = self.current_epoch + 1 if self._trainer is not None else len(self.epsilon_history) + 1
+        last = self._trainer is not None and epoch >= self.trainer.max_epochs
+        if epoch % self.epsilon_every != 0 and not last:
+            return  # PRV takes ~1 s a call at hundreds of steps: log every few epochs, always the last
         epsilon = self.epsilon_so_far()
-        self.epsilon_history.append(epsilon)
+        self.epsilon_history.append((epoch, epsilon))
         self.log("privacy/epsilon_spent", epsilon, on_step=False, on_epoch=True, rank_zero_only=True)
 
     def teardown(self, stage: str) -> None:
@@ -497,6 +527,10 @@ class DPSGDModule(L.LightningModule):
             inner = self.model
             if hasattr(inner, "_close"):
                 inner._close()
+            for m in self.denoiser.modules():  # Opacus' cleanup leaves the last captured activations behind
+                for attr in ("activations", "max_batch_len"):
+                    if hasattr(m, attr):
+                        delattr(m, attr)
             self.model = self.denoiser
 
     def opacus_steps(self) -> int:
@@ -538,6 +572,7 @@ class DPSGDBase(Method):
     max_grad_norm: float = 1.0
     grad_sample_mode: str = "hooks"
     max_noise_multiplier: float = 50.0
+    epsilon_every_n_epochs: Optional[int] = None  # None: about 10 times a run, and after the last epoch
     mechanism_seed: Optional[int] = None
     templates: Optional[list[str]] = None
     private = True
@@ -555,6 +590,8 @@ class DPSGDBase(Method):
             raise ConfigError(f"method.max_grad_norm must be a finite number > 0 (the per-example clipping norm), "
                               f"got {mgn!r}")
         _positive(self.max_noise_multiplier, "method.max_noise_multiplier")
+        if self.epsilon_every_n_epochs is not None:
+            _positive(self.epsilon_every_n_epochs, "method.epsilon_every_n_epochs", integer=True)
         if self.grad_sample_mode not in GRAD_SAMPLE_MODES:
             raise ConfigError(f"method.grad_sample_mode must be one of {GRAD_SAMPLE_MODES}, got "
                               f"{self.grad_sample_mode!r}")
@@ -572,6 +609,14 @@ class DPSGDBase(Method):
         q, per_epoch, steps = sample_rate_and_steps(n, self.batch_size, self.epochs)
         if privacy.is_private:
             check_delta_vs_n(privacy.delta, n)
+        if privacy.is_private and epsilon_spent(self.max_noise_multiplier, q, steps, privacy.delta,
+                                                privacy.accountant) > float(privacy.epsilon):
+            raise ConfigError(
+                f"privacy.epsilon={privacy.epsilon} cannot be reached with method.epochs={self.epochs} and "
+                f"method.batch_size={self.batch_size} on n={n} images ({steps} steps at q={q:.4g}): even noise "
+                f"multiplier method.max_noise_multiplier={self.max_noise_multiplier:g} spends more. Lower "
+                f"method.epochs (fewer noisy steps; or a smaller method.batch_size, hence a smaller q), raise "
+                f"privacy.epsilon, or raise method.max_noise_multiplier if you really want that much noise")
         try:
             report = noise_multiplier_for_sgd(privacy.epsilon, privacy.delta, q, steps, privacy.accountant,
                                               clip_norm=self.max_grad_norm)
@@ -620,6 +665,7 @@ class DPSGDBase(Method):
         overrides = dict(max_epochs=int(self.epochs), stage="adapt")
         if dp is not None:
             overrides["use_distributed_sampler"] = False  # the Poisson loader shards itself
+        module.epsilon_every = int(self.epsilon_every_n_epochs or max(1, math.ceil(self.epochs / 10)))
         trainer = ctx.make_trainer(max_steps=report.steps, **overrides)
         trainer.fit(module)
         self.trainer_steps = int(trainer.global_step)
@@ -670,7 +716,7 @@ class DPSGDTextualInversion(DPSGDBase):
             placeholder=concept.placeholder, embeddings={concept.placeholder: learned}, privacy=privacy,
             metrics={"adapt/steps": module.steps_taken, "adapt/epochs": int(self.epochs),
                      "adapt/embedding_norm": float(learned.norm()),
-                     "adapt/epsilon_per_epoch": list(module.epsilon_history)},
+                     "adapt/epsilon_by_epoch": json.dumps(module.epsilon_history)},
             released_files=[path],
         )
 
@@ -736,7 +782,7 @@ class DPSGDLoRA(DPSGDBase):
             placeholder="", privacy=privacy,
             metrics={"adapt/steps": module.steps_taken, "adapt/epochs": int(self.epochs),
                      "adapt/lora_parameters": sum(v.numel() for v in state.values()), "adapt/lora_norm": lora_norm,
-                     "adapt/epsilon_per_epoch": list(module.epsilon_history)},
+                     "adapt/epsilon_by_epoch": json.dumps(module.epsilon_history)},
             released_files=released,
         )
 
