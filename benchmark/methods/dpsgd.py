@@ -103,6 +103,10 @@ def _register_opacus_samplers() -> None:
 
 
 _register_opacus_samplers()
+# Opacus' backward hooks sit on layers whose inputs need no gradient (frozen backbone): torch
+# warns that such a hook fires on output gradients only, which is all Opacus needs.
+warnings.filterwarnings("ignore", message="Full backward hook is firing when gradients are computed with respect "
+                        "to module outputs since no inputs require gradients")
 
 
 class DPPlaceholderEmbedding(nn.Module):
