@@ -89,7 +89,7 @@ def fit(kind: str, world: int, out: Path) -> None:
     n = len(inner)
     assert n == GLOBAL_BATCH
     if kind == "poisson":
-        dp = DPSettings(noise_multiplier=1.0, max_grad_norm=0.01, sample_rate=0.25, mechanism_seed=11)  # empty local batches are likely
+        dp = DPSettings(noise_multiplier=1.0, max_grad_norm=0.01, sample_rate=0.125, mechanism_seed=11)  # empty local batches are likely
         module = DPSGDModule(Denoiser(backbone.text_encoder, backbone.unet), backbone.scheduler, inner,
                              batch_size=4, learning_rate=0.1, optimizer="sgd", dp=dp, seed=0, log_loss=False)
         steps = 4
@@ -106,7 +106,7 @@ def fit(kind: str, world: int, out: Path) -> None:
     trainer.fit(module)
     rank = trainer.global_rank
     torch.save({"row": emb.learned.rows.detach().clone(), "init": init, "steps": module.steps_taken,
-                "opacus_steps": module.opacus_steps(), "world": trainer.world_size},
+                "opacus_steps": module.opacus_steps(), "empty_steps": module.empty_steps, "world": trainer.world_size},
                out / f"{kind}_world{world}_rank{rank}.pt")
 
 

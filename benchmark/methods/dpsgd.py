@@ -353,6 +353,7 @@ class DPSGDModule(L.LightningModule):
         self.epsilon_history: list[tuple[int, float]] = []  # (epoch, epsilon spent after it)
         self.epsilon_every = 1
         self.steps_taken = 0
+        self.empty_steps = 0  # Poisson batches with no example on this rank
 
     # --- setup
 
@@ -498,6 +499,7 @@ class DPSGDModule(L.LightningModule):
         optimizer.step()
         optimizer.zero_grad()
         self.steps_taken += 1
+        self.empty_steps += 1
         return loss.detach()
 
     def training_step(self, batch, batch_idx):
