@@ -227,7 +227,9 @@ def test_layers_opacus_cannot_handle_are_named_with_a_fix():
         check_opacus_compatible(nn.ModuleDict({"custom": Custom()}), "hooks")
 
 
-def test_ghost_clipping_is_refused_with_several_processes():
+def test_ghost_clipping_and_other_strategies_are_refused_with_several_processes():
     with pytest.raises(ConfigError, match="grad_sample_mode=ghost"):
         check_trainer_compatible(StrategyConfig(devices=2, strategy="ddp"), "ghost")
+    with pytest.raises(ConfigError, match="strategy.strategy='ddp_spawn'"):
+        check_trainer_compatible(StrategyConfig(devices=2, strategy="ddp_spawn"), "hooks")
     check_trainer_compatible(StrategyConfig(devices=2, strategy="ddp"), "hooks")

@@ -61,6 +61,7 @@ GRAD_SAMPLE_MODES = ("hooks", "ghost", "functorch")
 DP_ACCOUNTANTS = ("prv", "rdp", "pld")  # pld: dp_accounting; Opacus' engine then books with prv
 OPTIMIZERS = ("adamw", "sgd")
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+DP_STRATEGIES = ("auto", "ddp", "single_device")  # Lightning strategies DP-SGD is verified under
 
 
 # ----------------------------------------------------------------------------- models
@@ -235,6 +236,12 @@ def check_trainer_compatible(strategy: StrategyConfig, grad_sample_mode: str) ->
             f"strategy.gradient_clip_val={clip} is incompatible with DP-SGD: clipping the batch gradient after "
             "the DP optimizer has added noise is not what the accounting covers; DP-SGD clips each example to "
             "method.max_grad_norm: set strategy.gradient_clip_val=null")
+    if strategy.strategy not in DP_STRATEGIES:
+        raise ConfigError(
+            f"strategy.strategy={strategy.strategy!r} is not supported with DP-SGD; use one of {DP_STRATEGIES}: "
+            "ddp runs Opacus' distributed DP optimizer (clip per rank, noise once, all-reduce); other strategies "
+            "(ddp_spawn does not send the trained weights back; fsdp/deepspeed shard them) would not train "
+            "or account correctly")
     if grad_sample_mode == "ghost" and world_size_of(strategy) > 1:
         raise ConfigError(
             "method.grad_sample_mode=ghost with several processes is refused: ghost clipping runs two backward "
@@ -525,7 +532,8 @@ class DPSGDModule(L.LightningModule):
             return  # PRV takes ~1 s a call at hundreds of steps: log every few epochs, always the last
         epsilon = self.epsilon_so_far()
         self.epsilon_history.append((epoch, epsilon))
-        self.log("privacy/epsilon_spent", epsilon, on_step=False, on_epoch=True, rank_zero_only=True)
+        # Every rank computes the same value; sync_dist (a mean of equal numbers) keeps Lightning quiet.
+        self.log("privacy/epsilon_spent", epsilon, on_step=False, on_epoch=True, sync_dist=True)
 
     def teardown(self, stage: str) -> None:
         if stage == "fit" and self.model is not self.denoiser:
