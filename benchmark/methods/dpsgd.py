@@ -682,7 +682,6 @@ class DPSGDBase(Method):
         module.epsilon_every = int(self.epsilon_every_n_epochs or max(1, math.ceil(self.epochs / 10)))
         trainer = ctx.make_trainer(max_steps=report.steps, **overrides)
         trainer.fit(module)
-        self.trainer_steps = int(trainer.global_step)
         return module, report
 
     def placeholder_token(self, data: BenchmarkDataset) -> str:
