@@ -112,6 +112,10 @@ class StrategyConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
+    # Trainer options some methods cannot honour (DP-SGD refuses both: one Poisson batch per
+    # noisy step, each example clipped by the DP optimizer).
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: Optional[float] = None
 
 
 @dataclass

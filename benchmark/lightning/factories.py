@@ -40,6 +40,7 @@ def make_trainer_factory(strategy: StrategyConfig, logger: Optional[Logger], out
             logger=logger if logger is not None else False, default_root_dir=str(output_dir / stage),
             enable_checkpointing=False, enable_model_summary=False, log_every_n_steps=10,
             num_sanity_val_steps=0, deterministic=False,
+            accumulate_grad_batches=strategy.accumulate_grad_batches, gradient_clip_val=strategy.gradient_clip_val,
         )
         kwargs.update(overrides)
         return L.Trainer(**kwargs)
