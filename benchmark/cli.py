@@ -20,7 +20,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from benchmark.config import ConfigError
 from benchmark.data.datasets import DatasetError
-from benchmark.launch import LauncherPluginMissing, check_launcher_plugin, gpu_lease, sweep_group
+from benchmark.launch import (LauncherPluginMissing, apply_knob_level, check_launcher_plugin, gpu_lease,
+                              sweep_group)
 from benchmark.models.backbone import ModelLoadError
 from benchmark.report.table import format_metrics_table
 
@@ -59,6 +60,9 @@ def main(cfg: DictConfig) -> None:
     if cfg.get("group") is None and hydra_cfg.mode == RunMode.MULTIRUN:
         with open_dict(cfg):
             cfg.group = sweep_group(hydra_cfg.sweep.dir)  # one W&B group per sweep
+    if not apply_knob_level(cfg):
+        print(f"skipped (method {cfg.method.name} has no knob_level {cfg.knob_level}): {output_dir}")
+        return
     done = None if cfg.get("rerun", False) else finished_metrics(output_dir, cfg)
     if done is not None:
         log.info("skipped: %s already has the results of this config (hash %s); rerun=true runs it again",

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 # Top-level keys that do not change a job's results: left out of its config hash, so that
 # starting the same sweep again (another W&B group, a forced rerun, other GPUs) finds it.
-RUNTIME_KEYS = ("rerun", "group", "gpu_pool")
+RUNTIME_KEYS = ("rerun", "group", "gpu_pool", "knob_level", "sweep_knobs")  # the knob value is in method.*
 
 
 def job_config_hash(resolved: dict) -> str:

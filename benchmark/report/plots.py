@@ -22,7 +22,7 @@ from benchmark.utils.io import atomic_write_bytes
 DEFAULT_UTILITY_METRICS = ("eval/private_style_rate", "eval/fid", "eval/clip_score", "eval/accuracy_shape")
 DEFAULT_MEMORIZATION_METRICS = ("memorization/memorized_fraction", "eval/memorized_fraction_copied",
                                 "eval/memorized_similarity_mean")
-DEFAULT_ALIGNMENT_METRIC = "eval/clip_score"
+DEFAULT_ALIGNMENT_METRIC = "eval/memorized_clip_score,eval/clip_score"  # the first one the runs report
 
 
 def _pyplot():
@@ -90,6 +90,8 @@ def plot_utility_vs_epsilon(summary: SweepSummary, path: Path,
 def plot_memorization_vs_alignment(summary: SweepSummary, path: Path,
                                    memorization_metrics: Sequence[str] = DEFAULT_MEMORIZATION_METRICS,
                                    alignment: str = DEFAULT_ALIGNMENT_METRIC) -> tuple[Optional[Path], str]:
+    candidates = [a for a in alignment.split(",") if a]
+    alignment = next((a for a in candidates if any(a in r.stats for r in summary.rows)), candidates[-1])
     metric = next((m for m in memorization_metrics if any(m in r.stats for r in summary.rows)), None)
     if metric is None:
         return None, (f"memorization vs {alignment}: skipped, no row has a memorization metric "

@@ -88,7 +88,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--utility-metrics", default=",".join(DEFAULT_UTILITY_METRICS))
     parser.add_argument("--memorization-metrics", default=",".join(DEFAULT_MEMORIZATION_METRICS),
                         help="the first one the runs report is plotted")
-    parser.add_argument("--alignment-metric", default=DEFAULT_ALIGNMENT_METRIC)
+    parser.add_argument("--alignment-metric", default=DEFAULT_ALIGNMENT_METRIC,
+                        help="x axis of the memorization plot; comma-separated: the first one the runs report")
     parser.add_argument("--wandb", action="store_true", help="also log the table to W&B when online")
     parser.add_argument("--group", default=None, help="W&B group (default: the sweep directory's name)")
     args = parser.parse_args(argv)
