@@ -213,7 +213,9 @@ def _run_stages(cfg: DictConfig, run_cfg: RunConfig, resolved: dict, method: Met
         with _timed(timings, "sample"):
             gens = generate(backbone, method, data, run_cfg, method.placeholder_for(data, adaptation),
                             make_trainer, output_dir)
-        if distributed.rank() != 0:
+        is_rank_zero = distributed.rank() == 0
+        distributed.leave_process_group()
+        if not is_rank_zero:
             succeeded = True
             return {}  # metrics are computed once, on rank 0
         grid = save_grid(gens.images, output_dir / "samples_grid.png", run_cfg.eval.grid_images)

@@ -72,6 +72,17 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     return box[0]
 
 
+def leave_process_group() -> None:
+    """End the data-parallel part of the job on every rank (after sampling).
+
+    Evaluation then runs on rank 0 alone: with the group still up, torchmetrics would
+    try to synchronise its states with ranks that have already finished.
+    """
+    if is_initialized():
+        dist.barrier()  # no rank leaves while another still needs the group
+        dist.destroy_process_group()
+
+
 @contextmanager
 def distributed_session(strategy: StrategyConfig):
     """Start the job's processes and process group (gloo on CPU, NCCL on GPUs), once.
@@ -90,14 +101,11 @@ def distributed_session(strategy: StrategyConfig):
                     strategy="ddp", precision=strategy.precision)
     fabric.launch()
     log.info("data-parallel job: rank %d of %d", rank(), world_size())
-    ok = False
     try:
         yield
-        ok = True
     finally:
-        if ok:
-            dist.barrier()  # no rank leaves while another still needs the group
-        dist.destroy_process_group()
+        if is_initialized():  # an error before leave_process_group()
+            dist.destroy_process_group()
         launcher: Optional[object] = getattr(fabric.strategy, "launcher", None)
         for proc in getattr(launcher, "procs", []) if launched_here else []:
             proc.wait()
