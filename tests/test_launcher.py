@@ -101,3 +101,32 @@ def test_ddp_with_more_gpus_than_exist_names_strategy_devices():
     with pytest.raises(ConfigError, match="strategy.devices"):
         validate_config(compose(SMOKE + ["strategy=ddp"]))
     validate_config(compose(SMOKE + ["strategy=ddp", "strategy.accelerator=cpu"]))  # CPU processes are fine
+
+
+def test_wandb_run_of_a_sweep_job_has_group_job_type_tags_and_summaries(tmp_path, monkeypatch):
+    from benchmark.config import LoggerConfig
+    from benchmark.lightning import factories
+
+    defined = {}
+
+    class Spy:
+        def define_metric(self, name, summary=None):
+            defined[name] = summary
+
+    factories.define_summary_metrics(Spy())
+    assert defined["eval/fid"] == "min" and defined["eval/clip_score"] == "max"
+    assert defined["eval/accuracy_*"] == "max" and defined["eval/memorized_fraction_copied"] == "min"
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    logger = factories.make_logger(LoggerConfig(kind="wandb", mode="offline"), tmp_path, "r", "dpagg_vs_dpsgd",
+                                   ["method:dpagg_ti", "dataset:tiny_style", "epsilon:1"], {"seed": 0},
+                                   job_type="adapt-sample-evaluate")
+    try:
+        run = logger.experiment
+        assert run.group == "dpagg_vs_dpsgd" and run.job_type == "adapt-sample-evaluate"
+        assert {"method:dpagg_ti", "dataset:tiny_style", "epsilon:1"} <= set(run.tags)
+    finally:
+        import wandb
+
+        wandb.finish()
