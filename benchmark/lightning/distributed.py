@@ -54,6 +54,13 @@ def world_size() -> int:
     return dist.get_world_size() if is_initialized() else 1
 
 
+def this_rank_device(accelerator: str):
+    """``devices=`` for a one-device Trainer inside a data-parallel job: this rank's own GPU."""
+    if is_initialized() and accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return [int(os.environ.get("LOCAL_RANK", 0))]
+    return 1
+
+
 def all_gather_objects(obj: Any) -> list:
     """Every rank's ``obj`` (picklable), in rank order; ``[obj]`` in one process."""
     if world_size() == 1:

@@ -220,7 +220,7 @@ class PerImageTIModule(TextualInversionModule):
 def train_per_image_embeddings(backbone: Backbone, mu: torch.Tensor, sd: torch.Tensor, captions: list[str],
                                image_ids: list[int], templates: list[str], init_row: torch.Tensor, *, steps: int,
                                learning_rate: float, batch_size: int, seed: int, make_trainer,
-                               chunk_images: Optional[int] = None) -> torch.Tensor:
+                               chunk_images: Optional[int] = None, devices=1) -> torch.Tensor:
     """Per-image TI: one row per image (``len(image_ids) x D``), all trained in one run.
 
     ``mu``/``sd`` are the images' latent means and stds, ``image_ids`` their indices in
@@ -245,9 +245,10 @@ def train_per_image_embeddings(backbone: Backbone, mu: torch.Tensor, sd: torch.T
     loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=0)
     init_rows = init_row.detach().float().unsqueeze(0).repeat(len(tokens), 1)
     module = PerImageTIModule(backbone, ids, init_rows, learning_rate, batch_size, chunk_images)
-    # One process: the batch is the set of images, so data-parallel ranks would each need
-    # all of it. No logger: nothing computed from the private images without DP is logged.
-    trainer = make_trainer(max_steps=steps, stage="adapt_per_image", devices=1, num_nodes=1, strategy="auto",
+    # One device: the batch is the set of images (under DDP, this rank's shard of them;
+    # ``devices`` is then this rank's GPU). No logger: nothing computed from the private
+    # images without DP is logged.
+    trainer = make_trainer(max_steps=steps, stage="adapt_per_image", devices=devices, num_nodes=1, strategy="auto",
                            logger=False, enable_progress_bar=False)
     try:
         trainer.fit(module, train_dataloaders=loader)
@@ -365,7 +366,8 @@ class DPAggTI(Method):
             rows = train_per_image_embeddings(
                 backbone, mu[mine], sd[mine], [data.adapt.captions[i] for i in mine], mine, templates, init,
                 steps=self.max_steps, learning_rate=float(self.learning_rate), batch_size=self.batch_size,
-                seed=ctx.seed, make_trainer=ctx.make_trainer, chunk_images=self.chunk_images)
+                seed=ctx.seed, make_trainer=ctx.make_trainer, chunk_images=self.chunk_images,
+                devices=distributed.this_rank_device(ctx.strategy.accelerator))
         else:  # more ranks than images
             rows = torch.empty((0, init.shape[0]))
         if world > 1:
