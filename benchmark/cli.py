@@ -46,7 +46,8 @@ def _prepare_data_parallel_child_command(cfg: DictConfig, output_dir: Path) -> N
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN or not is_data_parallel(strategy):
         return
-    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
+    # hydra.mode=RUN: an experiment file may set hydra.mode=MULTIRUN, and a rank is one job.
+    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task, "hydra.mode=RUN"]
     with read_write(hydra_cfg), open_dict(hydra_cfg):
         hydra_cfg.run.dir = str(output_dir)
 

@@ -63,3 +63,18 @@ def test_distributed_sampling_gives_the_images_of_one_process(tmp_path, micro_wo
     assert all(np.array_equal(x, y) for x, y in zip(a, b))  # each image has its own seed
     for key in ("eval/fid", "eval/clip_score", "eval/accuracy_shape"):
         assert two[key] == pytest.approx(one[key], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_data_parallel_job_inside_an_experiment_multirun(tmp_path, micro_world):
+    """Lightning re-runs the command for rank 1: it must run this job, not the sweep again."""
+    sweep = tmp_path / "sweep"
+    res = subprocess.run([sys.executable, "-m", "benchmark", "experiment=dpagg_vs_dpsgd", "model=micro", "method=none",
+                          "privacy.epsilon=inf", "seed=0", "logger=none", "eval.num_images=4", "eval.kid_subset_size=4",
+                          *DDP, f"hydra.sweep.dir={sweep}"], cwd=REPO, env=ENV, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    [job] = [p.parent for p in sweep.rglob("metrics.json")]
+    assert job.parent == sweep and (job / "train_ddp_process_1.log").is_file()
+    assert [p.parent for p in sweep.rglob("multirun.yaml")] == [sweep]
+    assert len(_images(job)) == 4
