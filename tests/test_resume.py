@@ -83,3 +83,7 @@ def test_killed_multirun_started_again_runs_only_unfinished_jobs(tmp_path, micro
     assert keys == [("clip", 1.0, (0,)), ("clip", float("inf"), (0,)), ("normalize", 1.0, (0,)),
                     ("normalize", float("inf"), (0,))]
     assert summary.num_jobs == 4 and not [s for s in summary.skipped if "counted once" in s]
+    for row in summary.rows:  # one seed: the row's numbers are that job's metrics.json values
+        [job] = row.jobs
+        saved = json.loads(job.path.read_text())
+        assert row.mean("eval/fid") == saved["eval/fid"] and row.mean("privacy/sigma") == saved["privacy/sigma"]
