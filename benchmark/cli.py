@@ -1,4 +1,10 @@
-"""Command line: ``python -m benchmark [group=option ...]`` (Hydra)."""
+"""Command line: ``python -m benchmark [group=option ...]`` (Hydra).
+
+Before a job does any work it checks for a finished result: a ``metrics.json`` in its
+run directory written for the same resolved config (``config_hash``) means the job is
+skipped, so starting an interrupted sweep again (same sweep directory) runs only the
+unfinished jobs. ``rerun=true`` runs them anyway.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,13 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from benchmark.config import ConfigError
 from benchmark.data.datasets import DatasetError
+from benchmark.launch import (LauncherPluginMissing, apply_knob_level, check_launcher_plugin, gpu_lease,
+                              sweep_group)
 from benchmark.models.backbone import ModelLoadError
 from benchmark.report.table import format_metrics_table
 
@@ -23,23 +32,65 @@ log = logging.getLogger("benchmark")
 USER_ERRORS = (ConfigError, DatasetError, ModelLoadError, FileNotFoundError, ValueError)
 
 
+def _prepare_data_parallel_child_command(cfg: DictConfig, output_dir: Path) -> None:
+    """In a multirun, make Lightning's process launcher re-run this *job*, not the sweep.
+
+    Lightning starts the other ranks by re-executing ``sys.argv`` with ``hydra.run.dir``
+    of the parent: in a multirun that would be ``-m`` and every sweep value. Give it the
+    job's own overrides and its run directory instead.
+    """
+    from benchmark.config import StrategyConfig
+    from benchmark.lightning.distributed import is_data_parallel
+
+    strategy = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(StrategyConfig), cfg.strategy))
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN or not is_data_parallel(strategy):
+        return
+    # hydra.mode=RUN: an experiment file may set hydra.mode=MULTIRUN, and a rank is one job.
+    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task, "hydra.mode=RUN"]
+    with read_write(hydra_cfg), open_dict(hydra_cfg):
+        hydra_cfg.run.dir = str(output_dir)
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> None:
-    from benchmark.run import run
+    from benchmark.run import finished_metrics, run
 
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    if cfg.get("group") is None and hydra_cfg.mode == RunMode.MULTIRUN:
+        with open_dict(cfg):
+            cfg.group = sweep_group(hydra_cfg.sweep.dir)  # one W&B group per sweep
+    if not apply_knob_level(cfg):
+        print(f"skipped (method {cfg.method.name} has no knob_level {cfg.knob_level}): {output_dir}")
+        return
+    done = None if cfg.get("rerun", False) else finished_metrics(output_dir, cfg)
+    if done is not None:
+        log.info("skipped: %s already has the results of this config (hash %s); rerun=true runs it again",
+                 output_dir, done.get("config_hash"))
+        print(f"skipped (finished, config hash {done.get('config_hash')}): {output_dir}")
+        return
     try:
-        metrics = run(cfg, output_dir)
+        _prepare_data_parallel_child_command(cfg, output_dir)
+        with gpu_lease(cfg.get("gpu_pool")):
+            metrics = run(cfg, output_dir)
     except USER_ERRORS as err:
         log.error("%s: %s", type(err).__name__, err)
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
-    print(format_metrics_table(metrics))
-    print(f"results: {output_dir}")
+    if metrics:  # {} on the ranks > 0 of a data-parallel job
+        print(format_metrics_table(metrics))
+        print(f"results: {output_dir}")
 
 
 def entry() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("WANDB_START_METHOD", "thread")
+    try:
+        check_launcher_plugin(sys.argv[1:])
+    except LauncherPluginMissing as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     main()
 
 

@@ -161,6 +161,24 @@ class RunConfig:
     seed: int
 
 
+def _check_devices(strategy: StrategyConfig) -> None:
+    """More GPUs asked for (per node) than this machine has is an error naming ``strategy.devices``."""
+    if strategy.accelerator not in ("gpu", "cuda"):
+        return
+    import torch
+
+    available = torch.cuda.device_count()
+    devices = strategy.devices
+    if isinstance(devices, str) and devices.strip().isdigit():
+        devices = int(devices)
+    wanted = len(devices) if isinstance(devices, (list, tuple)) else devices
+    if isinstance(wanted, int) and wanted > available:
+        raise ConfigError(
+            f"strategy.devices={strategy.devices} asks for {wanted} GPU(s) per node but this machine has {available}"
+            f"{' (no CUDA device visible)' if available == 0 else ''}; lower strategy.devices, or run data-parallel "
+            "on CPU processes with strategy.accelerator=cpu")
+
+
 def validate_config(cfg: DictConfig) -> RunConfig:
     """Type-check every group and the numbers that must be positive."""
     for group in ("model", "dataset", "method", "privacy", "eval", "strategy", "logger"):
@@ -191,6 +209,7 @@ def validate_config(cfg: DictConfig) -> RunConfig:
         raise ConfigError(f"eval.images_per_prompt must be a positive integer, got {run.eval.images_per_prompt!r}")
     if run.dataset.source not in ("world", "imagefolder", "hf"):
         raise ConfigError(f"dataset.source must be one of world, imagefolder, hf; got {run.dataset.source!r}")
+    _check_devices(run.strategy)
     if run.dataset.concept.kind not in ("style", "object"):
         raise ConfigError(f"dataset.concept.kind must be 'style' or 'object', got {run.dataset.concept.kind!r}")
     return run

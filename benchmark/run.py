@@ -27,6 +27,7 @@ from torchvision.utils import make_grid
 from benchmark.config import ConfigError, RunConfig, validate_config
 from benchmark.data.datasets import BenchmarkDataset, EvalPrompt, load_dataset
 from benchmark.evaluate import Evaluator, Generations
+from benchmark.lightning import distributed
 from benchmark.lightning.factories import make_logger, make_trainer_factory
 from benchmark.lightning.sampling_module import PromptSeedDataset, SamplingModule
 from benchmark.methods.base import Adaptation, Method, RunContext
@@ -35,6 +36,37 @@ from benchmark.utils.io import atomic_write_bytes, atomic_write_json
 from benchmark.utils.provenance import config_hash, git_commit, package_versions
 
 log = logging.getLogger(__name__)
+
+# Top-level keys that do not change a job's results: left out of its config hash, so that
+# starting the same sweep again (another W&B group, a forced rerun, other GPUs) finds it.
+RUNTIME_KEYS = ("rerun", "group", "gpu_pool", "knob_level", "sweep_knobs")  # the knob value is in method.*
+
+
+def job_config_hash(resolved: dict) -> str:
+    """The hash written to ``metrics.json`` and compared on resume (runtime keys left out)."""
+    return config_hash({k: v for k, v in resolved.items() if k not in RUNTIME_KEYS})
+
+
+def finished_metrics(output_dir: Path, cfg: DictConfig) -> dict | None:
+    """The metrics of a finished run of exactly this config in ``output_dir``, else None.
+
+    A missing or unreadable ``metrics.json``, or one written for another config (its
+    ``config_hash`` differs), means the job must run (and replaces the file at its end).
+    """
+    path = Path(output_dir) / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        log.warning("%s is unreadable (%s): running the job again", path, err)
+        return None
+    expected = job_config_hash(OmegaConf.to_container(cfg, resolve=True))
+    if not isinstance(metrics, dict) or metrics.get("config_hash") != expected:
+        log.warning("%s was written for another config (hash %s, this job %s): running the job again",
+                    path, metrics.get("config_hash") if isinstance(metrics, dict) else None, expected)
+        return None
+    return metrics
 
 
 @contextmanager
@@ -87,11 +119,21 @@ def generate(backbone: Backbone, method: Method, data: BenchmarkDataset, run: Ru
     module = SamplingModule(backbone, run.eval.sampler, method.guidance())
     outputs = make_trainer(stage="sample").predict(module, dataloaders=loader)
     index = torch.cat([o["index"] for o in outputs])
-    images = torch.cat([o["images"] for o in outputs])[index.argsort()]
+    images = torch.cat([o["images"] for o in outputs])
+    if distributed.world_size() > 1:
+        # Each rank sampled a shard of the (prompt, seed) items; every image has its own
+        # seed, so the gathered set does not depend on how the items were sharded.
+        shards = distributed.all_gather_objects((index, images))
+        index = torch.cat([i for i, _ in shards])
+        images = torch.cat([im for _, im in shards])
+    if len(index) != len(texts) or not torch.equal(index.sort().values, torch.arange(len(texts))):
+        raise RuntimeError(f"sampling returned items {sorted(index.tolist())}, expected 0..{len(texts) - 1}")
+    images = images[index.argsort()]
     folder = output_dir / "images"
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, image in enumerate(images):
-        Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i:05d}.png")
+    if distributed.rank() == 0:
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(images):
+            Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i:05d}.png")
     return Generations(images, prompt_index, texts, folder)
 
 
@@ -128,13 +170,28 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def run(cfg: DictConfig, output_dir: Path) -> dict:
-    """Run one job and return its flat metrics (also written to ``metrics.json``)."""
+    """Run one job and return its flat metrics (also written to ``metrics.json``).
+
+    Under a data-parallel strategy every rank runs this; rank 0 evaluates and writes the
+    results, the other ranks return ``{}`` after sampling.
+    """
     output_dir = Path(output_dir)
     run_cfg = validate_config(cfg)
     output_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     method = build_method(cfg.method)
     method.check(run_cfg.privacy)
+    with distributed.distributed_session(run_cfg.strategy):
+        return _run_stages(cfg, run_cfg, resolved, method, output_dir)
+
+
+def job_type(method: Method) -> str:
+    """The stages a job runs (W&B ``job_type``): adaptation methods adapt, guidance methods only sample."""
+    adapts = type(method).adapt is not Method.adapt
+    return "adapt-sample-evaluate" if adapts else "sample-evaluate"
+
+
+def _run_stages(cfg: DictConfig, run_cfg: RunConfig, resolved: dict, method: Method, output_dir: Path) -> dict:
     L.seed_everything(run_cfg.seed, workers=True, verbose=False)
     timings: dict[str, float] = {}
     with _timed(timings, "load"):
@@ -143,8 +200,9 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
     epsilon = float(run_cfg.privacy.epsilon)
     tags = [f"method:{method.name}", f"dataset:{data.name}", f"epsilon:{epsilon:g}", f"model:{backbone.name}"]
     run_name = f"{method.name}-{data.name}-eps{epsilon:g}-s{run_cfg.seed}"
-    logger = make_logger(run_cfg.logger, output_dir, run_name, group=str(cfg.get("group", "default")),
-                         tags=tags, resolved_config=resolved)
+    group = cfg.get("group") or f"{method.name}-{data.name}"
+    logger = make_logger(run_cfg.logger, output_dir, run_name, group=str(group), tags=tags,
+                         resolved_config=resolved, job_type=job_type(method))
     make_trainer = make_trainer_factory(run_cfg.strategy, logger, output_dir)
     ctx = RunContext(output_dir, run_cfg.seed, run_cfg.privacy, run_cfg.strategy, make_trainer)
     succeeded = False
@@ -155,6 +213,11 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
         with _timed(timings, "sample"):
             gens = generate(backbone, method, data, run_cfg, method.placeholder_for(data, adaptation),
                             make_trainer, output_dir)
+        is_rank_zero = distributed.rank() == 0
+        distributed.leave_process_group()
+        if not is_rank_zero:
+            succeeded = True
+            return {}  # metrics are computed once, on rank 0
         grid = save_grid(gens.images, output_dir / "samples_grid.png", run_cfg.eval.grid_images)
         with _timed(timings, "evaluate"):
             evaluator = Evaluator(run_cfg.model, run_cfg.eval, backbone.world_dir, run_cfg.seed)
@@ -166,7 +229,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
             "privacy/target_epsilon": epsilon,
             **{f"privacy/{k}": v for k, v in adaptation.privacy.items() if k not in ("epsilon", "delta")},
             **adaptation.metrics, **scores, **timings,
-            "config_hash": config_hash(resolved), "dataset_hash": data.content_hash,
+            "config_hash": job_config_hash(resolved), "dataset_hash": data.content_hash,
             "git_commit": git_commit(), "world_recipe": world_recipe(backbone),
             **{f"version/{k}": v for k, v in package_versions().items()},
             **flatten({"config": resolved}),

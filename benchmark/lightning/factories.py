@@ -12,9 +12,33 @@ from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from benchmark.config import LoggerConfig, StrategyConfig
 
 
+# How W&B summarises each metric of a run, so that run tables sort the right way round
+# (lower FID is better, higher accuracy is better). W&B allows a glob only at the end.
+SUMMARY_METRICS = (
+    ("eval/fid", "min"), ("eval/kid", "min"),
+    *((f"eval/{group}_{stat}", "min") for group in ("adapt_set", "memorized")
+      for stat in ("fraction_copied", "similarity_mean")),
+    ("memorization/*", "min"), ("eval/clip_score", "max"), ("eval/accuracy_*", "max"),
+    ("eval/private_style_rate", "max"), ("privacy/*", "last"), ("time/*", "last"),
+)
+
+
+def define_summary_metrics(experiment) -> None:
+    """``define_metric`` for every known metric (no-op on a rank-0-only dummy experiment)."""
+    define = getattr(experiment, "define_metric", None)
+    if define is None:
+        return
+    for name, summary in SUMMARY_METRICS:
+        define(name, summary=summary)
+
+
 def make_logger(cfg: LoggerConfig, output_dir: Path, run_name: str, group: str, tags: list[str],
-                resolved_config: dict) -> Optional[Logger]:
-    """``wandb`` (online/offline/disabled), ``csv`` or ``none``."""
+                resolved_config: dict, job_type: str = "benchmark") -> Optional[Logger]:
+    """``wandb`` (online/offline/disabled), ``csv`` or ``none``.
+
+    W&B: one run per job (``run.py`` finishes it), ``group`` the sweep, ``job_type`` the
+    stages the job runs, tags method/dataset/epsilon, summaries defined per metric.
+    """
     if cfg.kind == "none":
         return None
     if cfg.kind == "csv":
@@ -24,9 +48,12 @@ def make_logger(cfg: LoggerConfig, output_dir: Path, run_name: str, group: str, 
         if mode == "online" and not (os.environ.get("WANDB_API_KEY") or Path.home().joinpath(".netrc").exists()):
             mode = "offline"  # no account configured: keep the run locally, `wandb sync` later
         os.environ.setdefault("WANDB_START_METHOD", "thread")
-        return WandbLogger(project=cfg.project, entity=cfg.entity, name=run_name, group=group, tags=tags,
-                           save_dir=str(output_dir), offline=(mode == "offline"), mode=mode,
-                           config=resolved_config, job_type="benchmark")
+        logger = WandbLogger(project=cfg.project, entity=cfg.entity, name=run_name, group=group, tags=tags,
+                             save_dir=str(output_dir), offline=(mode == "offline"), mode=mode,
+                             config=resolved_config, job_type=job_type)
+        if mode != "disabled":
+            define_summary_metrics(logger.experiment)
+        return logger
     raise ValueError(f"logger.kind={cfg.kind!r}; choose wandb, csv or none")
 
 

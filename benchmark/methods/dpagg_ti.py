@@ -51,6 +51,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from benchmark.config import ConfigError, PrivacyConfig
 from benchmark.data.datasets import BenchmarkDataset
+from benchmark.lightning import distributed
 from benchmark.methods.base import Adaptation, Method, RunContext
 from benchmark.methods.embedding_cache import EmbeddingCache, cache_key, model_identity
 from benchmark.methods.textual_inversion import TextualInversionModule, fill_template, resolve_templates
@@ -219,7 +220,7 @@ class PerImageTIModule(TextualInversionModule):
 def train_per_image_embeddings(backbone: Backbone, mu: torch.Tensor, sd: torch.Tensor, captions: list[str],
                                image_ids: list[int], templates: list[str], init_row: torch.Tensor, *, steps: int,
                                learning_rate: float, batch_size: int, seed: int, make_trainer,
-                               chunk_images: Optional[int] = None) -> torch.Tensor:
+                               chunk_images: Optional[int] = None, devices=1) -> torch.Tensor:
     """Per-image TI: one row per image (``len(image_ids) x D``), all trained in one run.
 
     ``mu``/``sd`` are the images' latent means and stds, ``image_ids`` their indices in
@@ -244,9 +245,10 @@ def train_per_image_embeddings(backbone: Backbone, mu: torch.Tensor, sd: torch.T
     loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=0)
     init_rows = init_row.detach().float().unsqueeze(0).repeat(len(tokens), 1)
     module = PerImageTIModule(backbone, ids, init_rows, learning_rate, batch_size, chunk_images)
-    # One process: the batch is the set of images, so data-parallel ranks would each need
-    # all of it. No logger: nothing computed from the private images without DP is logged.
-    trainer = make_trainer(max_steps=steps, stage="adapt_per_image", devices=1, num_nodes=1, strategy="auto",
+    # One device: the batch is the set of images (under DDP, this rank's shard of them;
+    # ``devices`` is then this rank's GPU). No logger: nothing computed from the private
+    # images without DP is logged.
+    trainer = make_trainer(max_steps=steps, stage="adapt_per_image", devices=devices, num_nodes=1, strategy="auto",
                            logger=False, enable_progress_bar=False)
     try:
         trainer.fit(module, train_dataloaders=loader)
@@ -348,18 +350,34 @@ class DPAggTI(Method):
         key = cache_key(material)
         cache = EmbeddingCache(self.cache_dir)
         shape = (len(data.adapt), init.shape[0])
-        cached = cache.load(key, shape)
+        # Data-parallel: rank 0's cache decides for all ranks (other nodes may not share it).
+        cached = distributed.broadcast_object(cache.load(key, shape) if distributed.rank() == 0 else None)
         if cached is not None:
             log.info("dpagg_ti: per-image embeddings from the cache (key %s); nothing to train", key)
             return cached, True, 0.0
         start = time.perf_counter()
-        mu, sd = backbone.encode_images(data.adapt.images)
-        rows = train_per_image_embeddings(
-            backbone, mu, sd, data.adapt.captions, list(range(len(data.adapt))), templates, init,
-            steps=self.max_steps, learning_rate=float(self.learning_rate), batch_size=self.batch_size,
-            seed=ctx.seed, make_trainer=ctx.make_trainer, chunk_images=self.chunk_images)
+        # Each rank trains a shard of the images (image i on rank i mod world size). Image
+        # i's draws depend only on (seed, i, step), so the shards' rows equal the rows of
+        # one batched run over all images (up to the rounding of batched kernels).
+        n, rank, world = len(data.adapt), distributed.rank(), distributed.world_size()
+        mine = list(range(rank, n, world))
+        mu, sd = backbone.encode_images(data.adapt.images)  # all, then the shard: the same latents as one process
+        if mine:
+            rows = train_per_image_embeddings(
+                backbone, mu[mine], sd[mine], [data.adapt.captions[i] for i in mine], mine, templates, init,
+                steps=self.max_steps, learning_rate=float(self.learning_rate), batch_size=self.batch_size,
+                seed=ctx.seed, make_trainer=ctx.make_trainer, chunk_images=self.chunk_images,
+                devices=distributed.this_rank_device(ctx.strategy.accelerator))
+        else:  # more ranks than images
+            rows = torch.empty((0, init.shape[0]))
+        if world > 1:
+            gathered = torch.empty((n, init.shape[0]), dtype=rows.dtype)
+            for ids, part in distributed.all_gather_objects((mine, rows)):
+                gathered[ids] = part
+            rows = gathered
         seconds = time.perf_counter() - start
-        cache.save(key, rows, {"material": material})
+        if distributed.rank() == 0:
+            cache.save(key, rows, {"material": material})
         log.info("dpagg_ti: trained %d per-image embeddings in %.1f s; cached (key %s)", len(rows), seconds, key)
         return rows, False, seconds
 
@@ -387,8 +405,11 @@ class DPAggTI(Method):
         released = release_embedding(rows, report, radius, m, bound=self.bound,
                                      center=init if self.center else None, rescale=self.rescale_output,
                                      generator=generator).float()
+        # Data-parallel: one release (rank 0's noise), the same embedding on every rank.
+        released = distributed.broadcast_object(released)
         path = ctx.output_dir / "learned_embeds.safetensors"
-        save_file({concept.placeholder: released.contiguous()}, path)  # the DP release only
+        if distributed.rank() == 0:
+            save_file({concept.placeholder: released.contiguous()}, path)  # the DP release only
 
         privacy = {**report.as_dict(), "private": private, "mechanism_randomness": randomness}
         if not private:

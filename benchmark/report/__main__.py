@@ -1,0 +1,5 @@
+import sys
+
+from benchmark.report.report import main
+
+sys.exit(main())

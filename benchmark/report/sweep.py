@@ -1,0 +1,292 @@
+"""A sweep directory -> one row per (method, epsilon, knobs): mean and std over seeds.
+
+Method-agnostic: every job is read from its own ``metrics.json`` (flat: metrics, plus the
+resolved config under ``config/...``). A row is keyed by the method, the target epsilon
+and the method's *knobs*: the config keys that vary between that method's jobs of the
+same seed (e.g. ``method.strength`` of a mitigation method, ``method.bound``), so any
+sweep axis besides the seed becomes a column without the report knowing the method.
+Every numeric metric is averaged over the seeds of its row (sample std, ``nan`` for a
+single seed).
+
+Bad input never stops the report: an unreadable or malformed ``metrics.json`` is
+skipped with a warning naming it; a job present twice (the same method, epsilon, knobs
+and seed in two run directories) counts once (the newest file), with a warning.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+from benchmark.utils.io import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+# Config keys that never distinguish rows: the seed axis itself, epsilon (its own column),
+# runtime settings, and where things ran or were cached.
+IGNORED_CONFIG_PREFIXES = (
+    "config/seed", "config/group", "config/rerun", "config/gpu_pool", "config/knob_level", "config/sweep_knobs/",
+    "config/privacy/epsilon",
+    "config/logger/", "config/strategy/", "config/method/cache_dir", "config/method/_target_",
+    "config/method/name",
+)
+# Non-numeric or per-job bookkeeping: not averaged.
+NOT_METRICS = ("seed",)
+
+
+def _number(value) -> Optional[float]:
+    """A metric value as a float: numbers, and the strings "inf"/"-inf"/"nan" JSON cannot hold."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and value.strip().lower() in ("inf", "+inf", "-inf", "nan", "infinity", "-infinity"):
+        return float(value)
+    return None
+
+
+@dataclass
+class Job:
+    path: Path  # the metrics.json
+    metrics: dict
+
+    @property
+    def method(self) -> str:
+        return str(self.metrics.get("method", "?"))
+
+    @property
+    def epsilon(self) -> float:
+        for key in ("privacy/target_epsilon", "config/privacy/epsilon", "privacy/epsilon"):
+            value = _number(self.metrics.get(key))
+            if value is not None:
+                return value
+        return math.inf
+
+    @property
+    def seed(self):
+        return self.metrics.get("seed", self.metrics.get("config/seed"))
+
+
+@dataclass
+class Row:
+    method: str
+    epsilon: float
+    knobs: dict  # display key -> value
+    jobs: list[Job] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)  # metric -> (mean, std, n)
+
+    @property
+    def seeds(self) -> list:
+        return [job.seed for job in self.jobs]
+
+    def mean(self, metric: str) -> Optional[float]:
+        return self.stats[metric][0] if metric in self.stats else None
+
+    def std(self, metric: str) -> Optional[float]:
+        return self.stats[metric][1] if metric in self.stats else None
+
+    @property
+    def label(self) -> str:
+        knobs = ", ".join(f"{k}={v}" for k, v in self.knobs.items())
+        return f"{self.method} ({knobs})" if knobs else self.method
+
+
+@dataclass
+class SweepSummary:
+    sweep_dir: Path
+    rows: list[Row]
+    knob_columns: list[str]
+    metrics: list[str]
+    skipped: list[str]  # warnings: what was skipped and why
+    num_jobs: int
+
+
+def load_jobs(sweep_dir: Path) -> tuple[list[Job], list[str]]:
+    """Every readable ``metrics.json`` below ``sweep_dir``; the rest become warnings."""
+    jobs, skipped = [], []
+    for path in sorted(Path(sweep_dir).rglob("metrics.json")):
+        if any(part in ("wandb", ".hydra") for part in path.relative_to(sweep_dir).parts[:-1]):
+            continue
+        try:
+            metrics = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            skipped.append(f"{path}: unreadable ({type(err).__name__}: {err})")
+            continue
+        if not isinstance(metrics, dict) or "method" not in metrics:
+            skipped.append(f"{path}: not a run's metrics (no 'method' key)")
+            continue
+        jobs.append(Job(path, metrics))
+    for message in skipped:
+        log.warning("skipping %s", message)
+    return jobs, skipped
+
+
+def _display(key: str) -> str:
+    return key.removeprefix("config/").replace("/", ".")
+
+
+def find_knobs(jobs: Sequence[Job]) -> dict[str, list[str]]:
+    """Per method, the config keys that vary between its jobs of the same seed."""
+    knobs: dict[str, list[str]] = {}
+    by_method: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_method.setdefault(job.method, []).append(job)
+    for method, group in by_method.items():
+        keys = sorted({k for job in group for k in job.metrics if k.startswith("config/")
+                       and not k.startswith(IGNORED_CONFIG_PREFIXES)})
+        varying = []
+        for key in keys:
+            per_seed: dict = {}
+            for job in group:
+                per_seed.setdefault(str(job.seed), set()).add(json.dumps(job.metrics.get(key), sort_keys=True))
+            if any(len(values) > 1 for values in per_seed.values()):
+                varying.append(key)
+        knobs[method] = varying
+    return knobs
+
+
+def _sort_value(value):
+    number = _number(value)
+    return (0, number, "") if number is not None else (1, 0.0, str(value))
+
+
+def summarize(sweep_dir: Path, by: Optional[Sequence[str]] = None) -> SweepSummary:
+    """Group the sweep's jobs into rows and average every numeric metric over seeds.
+
+    ``by``: config keys (``method.bound`` or ``config/method/bound``) to key rows on, in
+    place of the knobs found automatically.
+    """
+    sweep_dir = Path(sweep_dir)
+    jobs, skipped = load_jobs(sweep_dir)
+    if by is not None:
+        wanted = ["config/" + k.removeprefix("config/").replace(".", "/") for k in by]
+        knobs = {job.method: wanted for job in jobs}
+    else:
+        knobs = find_knobs(jobs)
+    rows: dict[tuple, Row] = {}
+    seen: dict[tuple, Job] = {}
+    for job in sorted(jobs, key=lambda j: j.path.stat().st_mtime):
+        values = {_display(k): job.metrics.get(k) for k in knobs.get(job.method, [])}
+        key = (job.method, job.epsilon, json.dumps(values, sort_keys=True, default=str))
+        row = rows.setdefault(key, Row(job.method, job.epsilon, values))
+        job_key = (*key, str(job.seed))
+        if job_key in seen:  # the newer file (later in mtime order) replaces the older one
+            older = seen[job_key]
+            skipped.append(f"{older.path}: the same job (method {job.method}, epsilon {job.epsilon:g}, "
+                           f"seed {job.seed}) as {job.path}; counted once, the newer")
+            log.warning("skipping %s", skipped[-1])
+            row.jobs.remove(older)
+        seen[job_key] = job
+        row.jobs.append(job)
+    metric_names: set[str] = set()
+    for row in rows.values():
+        row.jobs.sort(key=lambda j: _sort_value(j.seed))
+        values: dict[str, list[float]] = {}
+        for job in row.jobs:
+            for k, v in job.metrics.items():
+                if k.startswith(("config/", "version/")) or k in NOT_METRICS:
+                    continue
+                number = _number(v)
+                if number is not None:
+                    values.setdefault(k, []).append(number)
+        for k, vs in values.items():
+            finite = all(math.isfinite(v) for v in vs)
+            mean = statistics.fmean(vs) if finite else (vs[0] if len(set(vs)) == 1 else math.nan)
+            std = statistics.stdev(vs) if len(vs) > 1 and finite else (0.0 if len(set(vs)) == 1 and len(vs) > 1
+                                                                         else math.nan)
+            row.stats[k] = (mean, std, len(vs))
+        metric_names.update(values)
+    knob_columns = sorted({k for row in rows.values() for k in row.knobs})
+    ordered = sorted(rows.values(), key=lambda r: (r.method, [_sort_value(r.knobs.get(k)) for k in knob_columns],
+                                                   r.epsilon))
+    metrics = sorted(metric_names, key=lambda m: (_metric_rank(m), m))
+    return SweepSummary(sweep_dir, ordered, knob_columns, metrics, skipped, sum(len(r.jobs) for r in ordered))
+
+
+def _metric_rank(name: str) -> int:
+    for i, prefix in enumerate(("eval/", "memorization/", "privacy/", "adapt/", "time/")):
+        if name.startswith(prefix):
+            return i
+    return 9
+
+
+def _epsilon_text(eps: float) -> str:
+    return "inf" if math.isinf(eps) else f"{eps:g}"
+
+
+def _value_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def to_csv(summary: SweepSummary) -> str:
+    """One row per (method, epsilon, knobs): ``<metric>_mean``, ``<metric>_std`` (full precision)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    header = ["method", "epsilon", *summary.knob_columns, "n_seeds", "seeds"]
+    for metric in summary.metrics:
+        header += [f"{metric}_mean", f"{metric}_std"]
+    writer.writerow(header)
+    for row in summary.rows:
+        line = [row.method, _epsilon_text(row.epsilon), *[_value_text(row.knobs.get(k)) for k in summary.knob_columns],
+                len(row.jobs), " ".join(str(s) for s in row.seeds)]
+        for metric in summary.metrics:
+            if metric in row.stats:
+                mean, std, _ = row.stats[metric]
+                line += [repr(mean), repr(std)]
+            else:
+                line += ["", ""]
+        writer.writerow(line)
+    return buf.getvalue()
+
+
+def _cell(row: Row, metric: str) -> str:
+    if metric not in row.stats:
+        return ""
+    mean, std, _ = row.stats[metric]
+    return f"{mean:.4g}" if math.isnan(std) else f"{mean:.4g} ± {std:.2g}"
+
+
+def _table(summary: SweepSummary, metrics: Sequence[str]) -> list[str]:
+    head = ["method", "epsilon", *summary.knob_columns, "seeds", *metrics]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in summary.rows:
+        cells = [row.method, _epsilon_text(row.epsilon), *[_value_text(row.knobs.get(k)) for k in summary.knob_columns],
+                 ",".join(str(s) for s in row.seeds), *[_cell(row, m) for m in metrics]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def to_markdown(summary: SweepSummary, headline: Sequence[str], notes: Sequence[str] = ()) -> str:
+    """The main metrics table, then every metric (mean ± std over seeds), then what was skipped."""
+    out = [f"# Sweep summary: `{summary.sweep_dir}`", "",
+           f"{summary.num_jobs} finished jobs in {len(summary.rows)} rows (method x epsilon"
+           f"{' x ' + ' x '.join(summary.knob_columns) if summary.knob_columns else ''}); "
+           "cells are mean ± std over seeds (sample std; a single seed shows the value alone).", ""]
+    if not summary.rows:
+        out += ["**No finished runs** (no readable `metrics.json`) in this directory.", ""]
+    else:
+        main = [m for m in headline if m in summary.metrics]
+        if main:
+            out += ["## Main metrics", "", *_table(summary, main), ""]
+        out += ["## Every metric", "", *_table(summary, summary.metrics), ""]
+    if notes:
+        out += ["## Plots", "", *[f"- {n}" for n in notes], ""]
+    if summary.skipped:
+        out += ["## Skipped", "", *[f"- {s}" for s in summary.skipped], ""]
+    return "\n".join(out)
+
+
+def write_text(path: Path, text: str) -> Path:
+    atomic_write_bytes(path, text.encode())
+    return path

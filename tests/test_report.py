@@ -1,0 +1,115 @@
+"""The sweep report: numbers equal the per-job metrics.json values; bad input never crashes it."""
+
+import csv
+import json
+import math
+import statistics
+import subprocess
+import sys
+import time
+
+import pytest
+
+from benchmark.report.report import main, make_report
+from benchmark.report.synthetic import make_synthetic_sweep, write_job, synthetic_metrics
+from benchmark.report.sweep import summarize
+
+
+def _csv_rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _eps(text):
+    return math.inf if text == "inf" else float(text)
+
+
+def test_report_numbers_equal_the_jobs_metrics(tmp_path):
+    jobs = make_synthetic_sweep(tmp_path, methods=("dpagg_ti", "dpsgd_ti"), epsilons=(1.0, 4.0, math.inf),
+                                seeds=(0, 1, 2), mitigation={"gni": (0.1, 0.3)})
+    summary, paths = make_report(tmp_path)
+    rows = _csv_rows(paths["csv"])
+    assert len(rows) == 2 * 3 + 2 and summary.num_jobs == len(jobs)
+    for row in rows:
+        knob = row["method.strength"]
+        mine = [j for j in jobs if j["method"] == row["method"] and j["privacy/target_epsilon"] == _eps(row["epsilon"])
+                and str(j.get("config/method/strength", "")) == knob]
+        assert sorted(row["seeds"].split()) == ["0", "1", "2"] and int(row["n_seeds"]) == 3
+        for metric in ("eval/fid", "eval/clip_score", "eval/private_style_rate", "time/total_s"):
+            values = [j[metric] for j in mine]
+            assert float(row[f"{metric}_mean"]) == pytest.approx(statistics.fmean(values), rel=1e-12)
+            assert float(row[f"{metric}_std"]) == pytest.approx(statistics.stdev(values), rel=1e-12)
+    md = paths["md"].read_text()
+    assert "| gni | inf | 0.1 |" in md and "± " in md
+    assert paths["utility"].stat().st_size > 0 and paths["memorization"].stat().st_size > 0
+    assert "method.strength" in summary.knob_columns
+
+
+def test_knobs_key_rows_and_a_single_seed_has_no_std(tmp_path):
+    for num, bound in enumerate(("clip", "normalize")):
+        write_job(tmp_path, num, synthetic_metrics("dpagg_ti", 2.0, 0, {"method.bound": bound}))
+    summary = summarize(tmp_path)
+    assert [r.knobs for r in summary.rows] == [{"method.bound": "clip"}, {"method.bound": "normalize"}]
+    assert all(math.isnan(r.std("eval/fid")) for r in summary.rows)
+
+
+def test_corrupt_and_foreign_metrics_are_skipped_with_a_warning_naming_them(tmp_path, capsys):
+    make_synthetic_sweep(tmp_path, methods=("dpagg_ti",), epsilons=(1.0,), seeds=(0, 1))
+    bad = tmp_path / "9_broken" / "metrics.json"
+    bad.parent.mkdir()
+    bad.write_text('{"method": "dpagg_ti", "eval/fid": 1')  # a truncated write
+    foreign = tmp_path / "10_other" / "metrics.json"
+    foreign.parent.mkdir()
+    foreign.write_text("[1, 2]")
+    assert main([str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert str(bad) in err and str(foreign) in err
+    rows = _csv_rows(tmp_path / "summary.csv")
+    assert len(rows) == 1 and rows[0]["n_seeds"] == "2"
+    assert str(bad) in (tmp_path / "summary.md").read_text()
+
+
+def test_a_job_present_twice_counts_once(tmp_path):
+    job = synthetic_metrics("dpagg_ti", 1.0, 0)
+    write_job(tmp_path, 0, job)
+    newer = dict(job, **{"eval/fid": 12.5})
+    time.sleep(0.01)
+    write_job(tmp_path / "rerun", 0, newer)
+    summary = summarize(tmp_path)
+    assert len(summary.rows) == 1 and summary.rows[0].seeds == [0]
+    assert summary.rows[0].mean("eval/fid") == 12.5
+    assert any("counted once" in s for s in summary.skipped)
+
+
+def test_empty_sweep_directory_gives_an_empty_report_not_a_crash(tmp_path, capsys):
+    assert main([str(tmp_path)]) == 0
+    assert "no finished runs" in capsys.readouterr().err
+    assert "No finished runs" in (tmp_path / "summary.md").read_text()
+    assert main([str(tmp_path / "missing")]) == 2
+
+
+def test_memorization_plot_is_skipped_with_a_note_when_no_run_reports_it(tmp_path):
+    make_synthetic_sweep(tmp_path, methods=("dpagg_ti",), epsilons=(1.0, math.inf), seeds=(0,))
+    _, paths = make_report(tmp_path)
+    assert "memorization" not in paths and not (tmp_path / "memorization_vs_alignment.png").exists()
+    assert "memorization vs eval/clip_score: skipped" in paths["md"].read_text()
+
+
+def test_memorization_metric_names_are_configurable(tmp_path):
+    job = synthetic_metrics("pe", math.inf, 0, {"method.strength": 0.2})
+    job["memorization/my_score"] = 0.3
+    write_job(tmp_path, 0, job)
+    _, paths = make_report(tmp_path, memorization_metrics=["memorization/my_score"])
+    assert "memorization" in paths and "memorization/my_score" in paths["md"].read_text()
+
+
+def test_report_of_a_100_job_sweep_renders_in_under_10_seconds(tmp_path):
+    make_synthetic_sweep(tmp_path, methods=("dpagg_ti", "dpsgd_ti", "dpsgd_lora"), epsilons=(0.5, 1, 2, 4, 8, math.inf),
+                         seeds=(0, 1, 2, 3, 4), mitigation={"gni": (0.1, 0.2)})  # 90 + 10 jobs
+    start = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "benchmark.report", str(tmp_path)], capture_output=True, text=True,
+                         timeout=60)
+    seconds = time.perf_counter() - start
+    assert res.returncode == 0, res.stderr
+    assert "100 jobs" in res.stdout
+    assert seconds <= 10, seconds

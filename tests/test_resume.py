@@ -1,0 +1,89 @@
+"""Resume: a job whose metrics.json holds this config's hash is skipped; a killed sweep
+started again runs only the unfinished jobs and the report has every job exactly once."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmark.report.sweep import summarize
+from benchmark.run import finished_metrics
+from tests.conftest import REPO, SMOKE, compose
+
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+
+
+def _cli(args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "benchmark", *args], cwd=REPO, env=ENV, capture_output=True,
+                          text=True, timeout=600, **kwargs)
+
+
+def test_finished_job_is_recognised_only_for_the_same_config(run_job, tmp_path):
+    metrics, out = run_job(["method=none", "seed=3"])
+    same = compose(SMOKE + ["method=none", "seed=3"])
+    assert finished_metrics(out, same)["config_hash"] == metrics["config_hash"]
+    # Runtime keys (W&B group, the rerun flag, GPU pool) are not part of the hash.
+    assert finished_metrics(out, compose(SMOKE + ["method=none", "seed=3", "group=other", "rerun=true",
+                                                  "gpu_pool=[0]"])) is not None
+    assert finished_metrics(out, compose(SMOKE + ["method=none", "seed=4"])) is None
+    assert finished_metrics(out, compose(SMOKE + ["method=none", "seed=3", "eval.num_images=4"])) is None
+    (out / "metrics.json").write_text('{"config_hash": ')  # a torn file (not written by us: we write atomically)
+    assert finished_metrics(out, same) is None
+
+
+@pytest.mark.slow
+def test_cli_skips_a_finished_job_and_rerun_true_forces_it(tmp_path, micro_world):
+    out = tmp_path / "run"
+    args = ["experiment=smoke", "method=none", f"hydra.run.dir={out}"]
+    first = _cli(args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    written = (out / "metrics.json").stat().st_mtime_ns
+    second = _cli(args)
+    assert second.returncode == 0 and "skipped (finished" in second.stdout
+    assert (out / "metrics.json").stat().st_mtime_ns == written
+    forced = _cli(args + ["rerun=true"])
+    assert forced.returncode == 0 and "skipped" not in forced.stdout
+    assert (out / "metrics.json").stat().st_mtime_ns != written
+    assert "skipped (finished" in _cli(args).stdout  # the forced run wrote the same config's hash
+
+
+SWEEP = ["-m", "experiment=smoke", "method=dpagg_ti", "method.bound=normalize,clip", "privacy=dp",
+         "privacy.epsilon=1,inf", "method.max_steps=2", "seed=0"]
+
+
+@pytest.mark.slow
+def test_killed_multirun_started_again_runs_only_unfinished_jobs(tmp_path, micro_world):
+    sweep = tmp_path / "sweep"
+    args = SWEEP + [f"method.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}"]
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark", *args], cwd=REPO, env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    try:
+        while not list(sweep.glob("*/metrics.json")):
+            assert proc.poll() is None, "the sweep ended before its first job finished"
+            assert time.time() < deadline
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the sweep and anything it started
+        proc.wait()
+    done_before = {p.parent.name: p.stat().st_mtime_ns for p in sweep.glob("*/metrics.json")}
+    assert 1 <= len(done_before) < 4
+    again = _cli(args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.count("skipped (finished") == len(done_before)
+    for name, mtime in done_before.items():  # finished jobs untouched
+        assert (sweep / name / "metrics.json").stat().st_mtime_ns == mtime
+    summary = summarize(sweep)
+    keys = sorted((r.knobs["method.bound"], r.epsilon, tuple(r.seeds)) for r in summary.rows)
+    assert keys == [("clip", 1.0, (0,)), ("clip", float("inf"), (0,)), ("normalize", 1.0, (0,)),
+                    ("normalize", float("inf"), (0,))]
+    assert summary.num_jobs == 4 and not [s for s in summary.skipped if "counted once" in s]
+    for row in summary.rows:  # one seed: the row's numbers are that job's metrics.json values
+        [job] = row.jobs
+        saved = json.loads(job.path.read_text())
+        assert row.mean("eval/fid") == saved["eval/fid"] and row.mean("privacy/sigma") == saved["privacy/sigma"]
