@@ -52,6 +52,18 @@ def _prepare_data_parallel_child_command(cfg: DictConfig, output_dir: Path) -> N
         hydra_cfg.run.dir = str(output_dir)
 
 
+def _runs_at_budget(cfg: DictConfig) -> bool:
+    """False for a non-private method at a finite privacy.epsilon (it cannot meet that budget)."""
+    import math
+
+    from benchmark.run import build_method
+
+    try:
+        return math.isinf(float(cfg.privacy.epsilon)) or build_method(cfg.method).private
+    except USER_ERRORS:
+        return True  # run() reports the bad value with its key
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> None:
     from benchmark.run import finished_metrics, run
@@ -63,6 +75,12 @@ def main(cfg: DictConfig) -> None:
             cfg.group = sweep_group(hydra_cfg.sweep.dir)  # one W&B group per sweep
     if not apply_knob_level(cfg):
         print(f"skipped (method {cfg.method.name} has no knob_level {cfg.knob_level}): {output_dir}")
+        return
+    if hydra_cfg.mode == RunMode.MULTIRUN and not _runs_at_budget(cfg):
+        # A sweep such as method=dpsgd_ti,ti privacy.epsilon=1,inf: the non-private method
+        # has one point, at epsilon=inf. A single run with a finite epsilon is still an error.
+        print(f"skipped (method {cfg.method.name} is not differentially private; it runs only at "
+              f"privacy.epsilon=inf, not {cfg.privacy.epsilon}): {output_dir}")
         return
     done = None if cfg.get("rerun", False) else finished_metrics(output_dir, cfg)
     if done is not None:

@@ -87,3 +87,13 @@ def test_killed_multirun_started_again_runs_only_unfinished_jobs(tmp_path, micro
         [job] = row.jobs
         saved = json.loads(job.path.read_text())
         assert row.mean("eval/fid") == saved["eval/fid"] and row.mean("privacy/sigma") == saved["privacy/sigma"]
+
+
+def test_sweep_skips_non_private_methods_at_a_finite_budget_but_a_single_run_refuses(tmp_path, micro_world):
+    # The comparison `method=dpsgd_ti,dpagg_ti,ti privacy.epsilon=1,4,inf`: `ti` has one point.
+    sweep = _cli(["-m", "experiment=smoke", "method=none", "privacy.epsilon=1,inf", f"hydra.sweep.dir={tmp_path}"])
+    assert sweep.returncode == 0, sweep.stderr[-2000:]
+    assert "skipped (method none is not differentially private" in sweep.stdout
+    assert [p.parent.name for p in tmp_path.glob("*/metrics.json")] == ["1_none_epsinf_s0"]
+    single = _cli(["experiment=smoke", "method=none", "privacy.epsilon=1", f"hydra.run.dir={tmp_path / 'single'}"])
+    assert single.returncode == 1 and "not differentially private" in single.stderr
