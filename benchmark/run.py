@@ -28,7 +28,7 @@ from benchmark.config import ConfigError, RunConfig, validate_config
 from benchmark.data.datasets import BenchmarkDataset, EvalPrompt, load_dataset
 from benchmark.evaluate import Evaluator, Generations
 from benchmark.lightning.factories import make_logger, make_trainer_factory
-from benchmark.lightning.sampling_module import PromptSeedDataset, SamplingModule
+from benchmark.lightning.sampling_module import PromptSeedDataset, SamplingModule, collate_prompts
 from benchmark.methods.base import Adaptation, Method, RunContext
 from benchmark.models.backbone import Backbone, load_backbone
 from benchmark.utils.io import atomic_write_bytes, atomic_write_json
@@ -83,16 +83,24 @@ def generate(backbone: Backbone, method: Method, data: BenchmarkDataset, run: Ru
              placeholder: str, make_trainer, output_dir: Path) -> Generations:
     prompt_index, seeds = sampling_plan(data.prompts, run.eval.num_images, run.eval.images_per_prompt, run.seed)
     texts = [data.prompts[i].text(placeholder) for i in prompt_index]
-    loader = DataLoader(PromptSeedDataset(texts, seeds, prompt_index), batch_size=run.eval.sampler.batch_size)
+    # Per-image prompt information for guidance methods (PRSS reads the paraphrases).
+    extras = [{"paraphrases": data.prompts[i].paraphrases, "memorized": data.prompts[i].memorized}
+              for i in prompt_index]
+    loader = DataLoader(PromptSeedDataset(texts, seeds, prompt_index, extras), batch_size=run.eval.sampler.batch_size,
+                        collate_fn=collate_prompts)
     module = SamplingModule(backbone, run.eval.sampler, method.guidance())
     outputs = make_trainer(stage="sample").predict(module, dataloaders=loader)
     index = torch.cat([o["index"] for o in outputs])
-    images = torch.cat([o["images"] for o in outputs])[index.argsort()]
+    order = index.argsort()
+    images = torch.cat([o["images"] for o in outputs])[order]
+    # Guidance-reported per-image statistics (first-step magnitude, PRSS trigger), in image order.
+    keys = set.intersection(*(set(o.get("stats", {})) for o in outputs)) if outputs else set()
+    stats = {k: torch.cat([o["stats"][k] for o in outputs])[order] for k in sorted(keys)}
     folder = output_dir / "images"
     folder.mkdir(parents=True, exist_ok=True)
     for i, image in enumerate(images):
         Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i:05d}.png")
-    return Generations(images, prompt_index, texts, folder)
+    return Generations(images, prompt_index, texts, folder, stats)
 
 
 def save_grid(images: torch.Tensor, path: Path, count: int) -> Path:
@@ -135,6 +143,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     method = build_method(cfg.method)
     method.check(run_cfg.privacy)
+    method.check_sampler(run_cfg.eval.sampler)
     L.seed_everything(run_cfg.seed, workers=True, verbose=False)
     timings: dict[str, float] = {}
     with _timed(timings, "load"):
