@@ -211,7 +211,7 @@ class PRSS(GuidanceMethod):
     candidate_batch_size: int = 64
 
     # Official SD v1.4 values (METHODS.md) and the offline world's quantile defaults.
-    threshold_keys = (("lambda_ss", 1.0, "q0.95"), ("lambda_pr", 3.0, "q0.5"), ("tau", 5.0, "q0.9"))
+    threshold_keys = (("lambda_ss", 1.0, "q0.95"), ("lambda_pr", 3.0, "q0.99"), ("tau", 5.0, "2q0.99"))
     every_step_keys = ("lambda_pr", "tau")  # compared with e_ss's magnitude at every step
 
     def check_sampler(self, sampler: SamplerConfig) -> None:

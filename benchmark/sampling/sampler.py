@@ -53,7 +53,8 @@ class GuidanceInputs:
 
 def noise_magnitude(eps_cond: torch.Tensor, eps_uncond: torch.Tensor) -> torch.Tensor:
     """Wen et al.'s detection signal ``||eps(x_t, c) - eps(x_t, ∅)||_2`` per sample, over the whole latent."""
-    return (eps_cond.float() - eps_uncond.float()).flatten(1).norm(dim=1)
+    dtype = torch.promote_types(eps_cond.dtype, torch.float32)  # half precision: norm in float32
+    return (eps_cond.to(dtype) - eps_uncond.to(dtype)).flatten(1).norm(dim=1)
 
 
 class Guidance:
