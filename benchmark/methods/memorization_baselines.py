@@ -115,16 +115,22 @@ class PromptEmbeddingOptimisation(Guidance):
         return eps
 
     def optimise(self, unet, x: GuidanceInputs) -> torch.Tensor:
+        # Lightning predicts under inference_mode, whose tensors cannot enter autograd: leave it
+        # and work on ordinary copies.
+        with torch.inference_mode(False):
+            return self._optimise(unet, x.latents.clone(), x.timestep.clone(), x.cond.clone(), x.uncond.clone())
+
+    def _optimise(self, unet, latents, timestep, cond, uncond) -> torch.Tensor:
         with torch.no_grad():
-            eps_u = unet(x.latents, x.timestep, encoder_hidden_states=x.uncond).sample
-        emb = x.cond.detach().clone().float().requires_grad_(True)
+            eps_u = unet(latents, timestep, encoder_hidden_states=uncond).sample
+        emb = cond.detach().clone().float().requires_grad_(True)
         opt = torch.optim.AdamW([emb], lr=self.lr)
         frozen = torch.zeros(len(emb), dtype=torch.bool, device=emb.device)
         iterations = torch.zeros(len(emb), dtype=torch.long)
         first = None
         with torch.enable_grad():
             for it in range(self.max_iterations + 1):
-                eps_c = unet(x.latents, x.timestep, encoder_hidden_states=emb.to(x.cond.dtype)).sample
+                eps_c = unet(latents, timestep, encoder_hidden_states=emb.to(cond.dtype)).sample
                 loss = noise_magnitude(eps_c, eps_u)
                 if first is None:
                     first = loss.detach().cpu()
@@ -142,7 +148,7 @@ class PromptEmbeddingOptimisation(Guidance):
                 iterations[(~frozen).cpu()] += 1
         self.stats = {"first_step_magnitude": first, "triggered": first > self.target,
                       "optimised_magnitude": loss.detach().cpu(), "pe_iterations": iterations}
-        return emb.detach().to(x.cond.dtype)
+        return emb.detach().to(cond.dtype)
 
 
 @dataclass
