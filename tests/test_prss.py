@@ -162,3 +162,39 @@ def test_empty_paraphrase_list_names_the_prompt(micro):
     prss = PRSSGuidance(micro.encode_prompts, lambda b, i: [], -1.0, 0.0, 1.0)
     with pytest.raises(DatasetError, match="the quiet harbor of marlow.*paraphrase list is empty"):
         _sample(micro, prss, steps=1)
+
+
+def test_nearest_neighbour_paraphrases_rank_the_pool_by_text_embedding(micro):
+    from benchmark.methods.prss import CaptionPoolSearch
+
+    pool = ["the quiet harbor of marlow", "a photo of the calm port of marlow", "a red circle", "a blue star",
+            "the old tower of avalon"]
+    search = CaptionPoolSearch(micro, pool, k=3)
+    got = search("the quiet harbor of marlow")
+    assert len(got) == 3 and "the quiet harbor of marlow" not in got
+    # Independent ranking: cosine similarity of the encoder's pooled outputs, computed here.
+    with torch.no_grad():
+        pooled = micro.text_encoder(micro.tokenize(pool)).pooler_output
+    pooled = torch.nn.functional.normalize(pooled, dim=-1)
+    sims = (pooled[1:] @ pooled[0]).tolist()
+    expected = [p for _, p in sorted(zip(sims, pool[1:]), reverse=True)][:3]
+    assert got == expected
+
+
+def test_prss_with_nearest_neighbour_paraphrases_runs_end_to_end(run_job):
+    metrics, _ = run_job(["method=prss", "dataset=tiny_memorized", "dataset.world.num_adapt=4",
+                          "eval.images_per_prompt=1", "eval.fid=false", "method.paraphrases=nearest",
+                          "method.num_paraphrases=4", "method.lambda_ss=q0.5", "method.calibration_images=8"])
+    assert metrics["eval/trigger_fraction"] > 0
+
+
+@pytest.mark.slow
+def test_tiny_world_detection_and_prss_mitigation(run_job, tmp_path):
+    common = ["model=tiny", "dataset=tiny_memorized", "dataset.world.num_adapt=16", "eval.images_per_prompt=1",
+              "eval.fid=false", "eval.sampler.num_inference_steps=25"]
+    none, _ = run_job(["method=none", *common], tmp_path / "none")
+    prss, _ = run_job(["method=prss", *common], tmp_path / "prss")
+    assert none["eval/detection_auc"] >= 0.9
+    assert none["eval/memorized_fraction_copied"] >= 0.8
+    assert prss["eval/memorized_fraction_copied"] <= none["eval/memorized_fraction_copied"] - 0.5
+    assert prss["eval/memorized_trigger_fraction"] == 1.0 and prss["eval/control_trigger_fraction"] <= 0.25
