@@ -35,7 +35,7 @@ def main() -> None:
     p.add_argument("--model", default="builtin:tiny")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--steps", type=int, default=25)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     torch.manual_seed(0)
@@ -48,13 +48,21 @@ def main() -> None:
     method.check_sampler(sampler)
     method.adapt(bb, data, RunContext(Path("."), 0, None, None, None))
     prss = method.guidance()
+    controls = [p for p in data.prompts if not p.memorized]
+    # The controls PRSS leaves alone (first-step magnitude at or below lambda_ss at seed i).
+    probe = Guidance()
+    generate_images(bb, [p.text() for p in controls], list(range(len(controls))),
+                    SamplerConfig(num_inference_steps=1, batch_size=len(controls)), probe)
+    quiet = [p for p, m in zip(controls, probe.batch_stats()["first_step_magnitude"].tolist())
+             if m <= method.thresholds["lambda_ss"]]
     groups = {"memorized": [p for p in data.prompts if p.memorized],
-              "non_memorized": [p for p in data.prompts if not p.memorized]}
+              "non_memorized_untriggered": quiet, "non_memorized_first16": controls}
     out = {"model": args.model, "batch": args.batch, "steps": args.steps, "thresholds": method.thresholds}
     for name, prompts in groups.items():
         prompts = prompts[:args.batch]
         batch = {"prompt": [p.text() for p in prompts], "paraphrases": [p.paraphrases for p in prompts]}
-        seeds = list(range(len(prompts)))
+        seeds = list(range(len(prompts))) if name != "non_memorized_untriggered" else \
+            [i for i, p in enumerate(controls) if p in quiet][:len(prompts)]
         times = {"none": [], "prss": []}
         for _ in range(args.repeats):
             for label, guidance in (("none", Guidance()), ("prss", prss)):
@@ -65,7 +73,7 @@ def main() -> None:
         best = {k: min(v) for k, v in times.items()}
         out[name] = {"images": len(prompts), "none_s": round(best["none"], 4), "prss_s": round(best["prss"], 4),
                      "ratio": round(best["prss"] / best["none"], 3), "trigger_fraction": trig}
-        print(f"{name:14s} {len(prompts)} images: none {best['none']:.3f}s  prss {best['prss']:.3f}s  "
+        print(f"{name:26s} {len(prompts)} images: none {best['none']:.3f}s  prss {best['prss']:.3f}s  "
               f"ratio {best['prss'] / best['none']:.3f}x  (PRSS triggered on {trig:.0%})")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
