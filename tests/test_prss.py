@@ -198,3 +198,15 @@ def test_tiny_world_detection_and_prss_mitigation(run_job, tmp_path):
     assert none["eval/memorized_fraction_copied"] >= 0.8
     assert prss["eval/memorized_fraction_copied"] <= none["eval/memorized_fraction_copied"] - 0.5
     assert prss["eval/memorized_trigger_fraction"] == 1.0 and prss["eval/control_trigger_fraction"] <= 0.25
+
+
+def test_chunked_candidate_search_chooses_as_the_full_search(micro):
+    g = Guidance()
+    _sample(micro, g, steps=1)
+    m0 = g.batch_stats()["first_step_magnitude"]
+    lam = float(m0.quantile(0.3))
+    full = _prss(micro, lam, candidate_chunk=100)
+    one = _prss(micro, lam, candidate_chunk=1)
+    a, b = _sample(micro, full), _sample(micro, one)
+    assert torch.equal(full.batch_stats()["chosen_candidate"], one.batch_stats()["chosen_candidate"])
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

@@ -68,11 +68,11 @@ class PRSSGuidance(Guidance):
 
     def __init__(self, encode: Callable[[list[str]], torch.Tensor], candidates: Callable[[dict, int], list[str]],
                  lambda_ss: float, lambda_pr: float, tau: float, semantic_search: bool = True,
-                 prompt_reanchoring: bool = True, candidate_batch_size: int = 64):
+                 prompt_reanchoring: bool = True, candidate_batch_size: int = 64, candidate_chunk: int = 4):
         self.encode, self.candidates = encode, candidates
         self.lambda_ss, self.lambda_pr, self.tau = lambda_ss, lambda_pr, tau
         self.ss, self.pr = semantic_search, prompt_reanchoring
-        self.candidate_batch_size = candidate_batch_size
+        self.candidate_batch_size, self.candidate_chunk = candidate_batch_size, candidate_chunk
 
     def start(self, batch: dict) -> None:
         self.batch, self.stats = batch, {}
@@ -126,41 +126,53 @@ class PRSSGuidance(Guidance):
         self.triggered_rows = rows
         if len(rows) == 0:
             return eps
-        texts, owner, position = [], [], []
+        cands = {}
         for r in rows.tolist():
-            cands = self.candidates(self.batch, r)
-            if not cands:
+            cands[r] = self.candidates(self.batch, r)
+            if not cands[r]:
                 prompt = self.batch["prompt"][r]
                 raise DatasetError(f"PRSS triggered on prompt {prompt!r} (m_T={float(m0[r]):.3g} > "
                                    f"lambda_ss={self.lambda_ss:.3g}) but its paraphrase list is empty")
-            cands = cands if self.ss else cands[:1]
-            texts += cands
-            owner += [r] * len(cands)
-            position += list(range(1, len(cands) + 1))
-        embeds = self.encode(texts).to(x.cond)
-        owner_t = torch.tensor(owner)
-        # Every candidate of every triggered image at x_T, in as few UNet calls as the batch limit allows.
-        eps_c = torch.cat([
-            unet(x.latents[owner_t[i:i + self.candidate_batch_size]], x.timestep,
-                 encoder_hidden_states=embeds[i:i + self.candidate_batch_size]).sample
-            for i in range(0, len(texts), self.candidate_batch_size)])
-        mags = noise_magnitude(eps_c, eps_u[owner_t])
-        chosen_rows, chosen_eps, chosen_embeds = [], [], []
+            if not self.ss:
+                cands[r] = cands[r][:1]
+        # Candidates are evaluated in rounds of `candidate_chunk` per prompt, all triggered prompts
+        # in one batched call per round; a prompt stops at its first candidate at or below
+        # lambda_ss (the SS rule never looks further), so only prompts still unresolved continue.
+        mags = {r: [float(m0[r])] for r in cands}
+        eps_of, emb_of = {}, {}
+        chunk = self.candidate_chunk if self.ss else 1
+        pending = list(cands)
+        done = 0
+        while pending:
+            texts, owner = [], []
+            for r in pending:
+                new = cands[r][done:done + chunk]
+                texts += new
+                owner += [r] * len(new)
+            embeds = self.encode(texts).to(x.cond)
+            owner_t = torch.tensor(owner)
+            eps_c = torch.cat([
+                unet(x.latents[owner_t[i:i + self.candidate_batch_size]], x.timestep,
+                     encoder_hidden_states=embeds[i:i + self.candidate_batch_size]).sample
+                for i in range(0, len(texts), self.candidate_batch_size)])
+            m_c = noise_magnitude(eps_c, eps_u[owner_t]).cpu()
+            for j, r in enumerate(owner):
+                k = len(mags[r])
+                mags[r].append(float(m_c[j]))
+                eps_of[r, k], emb_of[r, k] = eps_c[j], embeds[j]
+            done += chunk
+            pending = [r for r in pending if done < len(cands[r]) and min(mags[r][1:]) > self.lambda_ss]
+        chosen_eps, chosen_embeds = [], []
         for r in rows.tolist():
-            idx = (owner_t == r).nonzero().flatten()
-            if self.ss:
-                k = select_candidate(torch.cat([m0[r:r + 1], mags[idx]]).cpu(), self.lambda_ss)
-            else:
-                k = 1
+            k = select_candidate(torch.tensor(mags[r]), self.lambda_ss) if self.ss else 1
             self.stats["chosen_candidate"][r] = k
+            self.stats["chosen_magnitude"][r] = mags[r][k]
             if k == 0:  # the original is the arg-min: anchor on itself
                 chosen_eps.append(eps_p[r])
                 chosen_embeds.append(x.cond[r])
-                self.stats["chosen_magnitude"][r] = m0[r].cpu()
             else:
-                chosen_eps.append(eps_c[idx[k - 1]])
-                chosen_embeds.append(embeds[idx[k - 1]])
-                self.stats["chosen_magnitude"][r] = mags[idx[k - 1]].cpu()
+                chosen_eps.append(eps_of[r, k])
+                chosen_embeds.append(emb_of[r, k])
         self.ss_embeds = torch.stack(chosen_embeds)
         eps_ss = torch.stack(chosen_eps)
         eps[rows] = self._combine(eps_u[rows], eps_p[rows], eps_ss, s)
@@ -209,6 +221,7 @@ class PRSS(GuidanceMethod):
     calibration_prompts: Optional[list] = None
     calibration_images: int = 64
     candidate_batch_size: int = 64
+    candidate_chunk: int = 4
 
     # Official SD v1.4 values (METHODS.md) and the offline world's quantile defaults.
     threshold_keys = (("lambda_ss", 1.0, "q0.95"), ("lambda_pr", 3.0, "q0.99"), ("tau", 5.0, "2q0.99"))
@@ -221,8 +234,9 @@ class PRSS(GuidanceMethod):
                               f"(PR divides by s - 1), got {sampler.guidance_scale}")
         if self.paraphrases not in ("dataset", "nearest"):
             raise ConfigError(f"method.paraphrases must be 'dataset' or 'nearest', got {self.paraphrases!r}")
-        if int(self.num_paraphrases) <= 0 or int(self.candidate_batch_size) <= 0:
-            raise ConfigError("method.num_paraphrases and method.candidate_batch_size must be positive integers")
+        if min(int(self.num_paraphrases), int(self.candidate_batch_size), int(self.candidate_chunk)) <= 0:
+            raise ConfigError("method.num_paraphrases, candidate_batch_size and candidate_chunk must be positive "
+                              "integers")
 
     def validate_thresholds(self, t: dict[str, float]) -> None:
         if self.prompt_reanchoring and t["lambda_pr"] >= t["tau"]:
@@ -254,4 +268,5 @@ class PRSS(GuidanceMethod):
                 return list(batch["paraphrases"][i])[:k]
         t = self.thresholds
         return PRSSGuidance(backbone.encode_prompts, candidates, t["lambda_ss"], t["lambda_pr"], t["tau"],
-                            self.semantic_search, self.prompt_reanchoring, int(self.candidate_batch_size))
+                            self.semantic_search, self.prompt_reanchoring, int(self.candidate_batch_size),
+                            int(self.candidate_chunk))
