@@ -92,7 +92,6 @@ def test_prss_bad_thresholds_fail_without_metrics(run_job, tmp_path):
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("method", ["none", "pe", "rna", "rt", "cwr", "gni"])
 def test_every_memorization_method_runs_end_to_end(run_job, method):
     metrics, _ = run_job([f"method={method}", "dataset=tiny_memorized", "dataset.world.num_adapt=4",

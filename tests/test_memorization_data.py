@@ -66,3 +66,16 @@ def test_tiny_memorized_world_set_has_paraphrases_for_every_prompt():
     data = load_dataset(cfg, resolution=32)
     assert sum(p.memorized for p in data.prompts) == 16 and len(data.prompts) == 20
     assert all(len(p.paraphrases) == 15 and p.template not in p.paraphrases for p in data.prompts)
+
+
+def test_sdv1_500_template_runs_on_a_user_folder(run_job, tmp_path):
+    _write(tmp_path / "sd500", [
+        {"caption": "a famous poster", "images": ["gt/a.png"], "caption1": "a well known poster"},
+        {"caption": "a dog on grass", "memorized": False, "caption1": "a puppy on a lawn"},
+    ])
+    metrics, _ = run_job(["method=prss", "dataset=sdv1_500_memorized", f"dataset.path={tmp_path / 'sd500'}",
+                          "eval.images_per_prompt=2", "eval.fid=false", "method.calibration_images=2"])
+    assert metrics["dataset"] == "sdv1_500_memorized" and "eval/memorized_fraction_copied" in metrics
+    assert "eval/control_clip_score" in metrics and "eval/detection_auc" in metrics
+    with pytest.raises(DatasetError, match="folder does not exist"):
+        run_job(["method=none", "dataset=sdv1_500_memorized", f"dataset.path={tmp_path / 'nope'}"], tmp_path / "r2")
