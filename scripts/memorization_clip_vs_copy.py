@@ -24,7 +24,7 @@ data = load_dataset(DatasetConfig(name="m", source="world", world=WorldSourceCon
 model, proc = load_clip(PACKAGED_WORLD / "clip")
 d = PixelCopyDescriptor()
 xs, ys = [], []
-for run in ["outputs/cmp7/0_none_epsinf_s0", "outputs/cmp7/1_prss_epsinf_s0", "outputs/cmp7_pe/0_pe_epsinf_s0", "outputs/sw_gni/2_gni_epsinf_s0", "outputs/sw_knob/3_rt_epsinf_s0"]:
+for run in ["outputs/final7/0_none_epsinf_s0", "outputs/final7/1_prss_epsinf_s0", "outputs/final7/2_pe_epsinf_s0", "outputs/sw_gni/2_gni_epsinf_s0", "outputs/sw_knob/3_rt_epsinf_s0"]:
     files = sorted(glob.glob(run + "/images/*.png"))
     # images_per_prompt=2: image k belongs to prompt k // 2; memorized prompts are 0..15
     idx = [k for k in range(len(files)) if (k // 2) < 16]
