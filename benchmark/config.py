@@ -57,7 +57,7 @@ class WorldSourceConfig:
 @dataclass
 class DatasetConfig:
     name: str = MISSING
-    source: str = MISSING  # world | imagefolder | hf
+    source: str = MISSING  # world | imagefolder | hf | memorization
     path: Optional[str] = None  # imagefolder root or Hugging Face dataset id
     adapt_split: str = "train"
     heldout_split: str = "test"
@@ -66,6 +66,9 @@ class DatasetConfig:
     max_adapt_images: Optional[int] = None
     concept: ConceptConfig = field(default_factory=ConceptConfig)
     world: Optional[WorldSourceConfig] = None
+    # source: memorization -- prompts with ground-truth images and paraphrases (benchmark/data/memorization.py)
+    prompts_file: str = "prompts.jsonl"
+    images_column: str = "images"
     # Evaluation prompts; "{}" marks where the concept's placeholder goes.
     eval_prompts: list[str] = field(default_factory=list)
 
@@ -207,8 +210,9 @@ def validate_config(cfg: DictConfig) -> RunConfig:
             raise ConfigError(f"{key} must be a positive integer, got {value!r}")
     if run.eval.images_per_prompt is not None and run.eval.images_per_prompt <= 0:
         raise ConfigError(f"eval.images_per_prompt must be a positive integer, got {run.eval.images_per_prompt!r}")
-    if run.dataset.source not in ("world", "imagefolder", "hf"):
-        raise ConfigError(f"dataset.source must be one of world, imagefolder, hf; got {run.dataset.source!r}")
+    if run.dataset.source not in ("world", "imagefolder", "hf", "memorization"):
+        raise ConfigError(f"dataset.source must be one of world, imagefolder, hf, memorization; "
+                          f"got {run.dataset.source!r}")
     _check_devices(run.strategy)
     if run.dataset.concept.kind not in ("style", "object"):
         raise ConfigError(f"dataset.concept.kind must be 'style' or 'object', got {run.dataset.concept.kind!r}")

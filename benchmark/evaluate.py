@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -12,7 +12,7 @@ from PIL import Image
 
 from benchmark.config import EvalConfig, ModelConfig
 from benchmark.data.datasets import BenchmarkDataset, EvalPrompt
-from benchmark.metrics import alignment, concept, fidelity, memorization
+from benchmark.metrics import alignment, concept, detection, fidelity, memorization
 from benchmark.metrics.encoders import ClipImageFeatures, load_clip
 
 
@@ -24,6 +24,8 @@ class Generations:
     prompt_index: list[int]
     texts: list[str]  # the text actually sampled (placeholder substituted)
     folder: Path  # where the PNGs were written (clean-fid reads folders)
+    # Per-image statistics reported by the guidance (first_step_magnitude, triggered, ...).
+    stats: dict = field(default_factory=dict)
 
 
 class Evaluator:
@@ -59,11 +61,39 @@ class Evaluator:
         if self.cfg.clip_score and self.clip is not None:
             original = [prompts[i].text("") for i in gen.prompt_index]  # alignment with the prompt's content
             out["eval/clip_score"] = alignment.clip_score(gen.images, original, lambda: self.clip)
+            # Memorization sets: alignment with the ORIGINAL prompt, per group (mitigation must keep it).
+            for label, sel in self.memorization_groups(gen, prompts).items():
+                out[f"eval/{label}_clip_score"] = alignment.clip_score(
+                    gen.images[sel], [original[k] for k in sel], lambda: self.clip)
         if self.cfg.concept_accuracy and self.judge is not None:
             expected = [prompts[i].attributes for i in gen.prompt_index]
             out.update({f"eval/{k}": v for k, v in concept.attribute_accuracy(gen.images, expected, self.judge).items()})
         if self.cfg.memorization:
             out.update(self.memorization_metrics(gen, data, prompts))
+        out.update(self.guidance_metrics(gen, prompts))
+        return out
+
+    @staticmethod
+    def memorization_groups(gen: Generations, prompts: list[EvalPrompt]) -> dict[str, list[int]]:
+        """Image positions of memorized and of control prompts (empty on other datasets)."""
+        groups = {}
+        for label, flag in (("memorized", True), ("control", False)):
+            sel = [k for k, i in enumerate(gen.prompt_index) if prompts[i].memorized is flag]
+            if sel:
+                groups[label] = sel
+        return groups
+
+    def guidance_metrics(self, gen: Generations, prompts: list[EvalPrompt]) -> dict[str, float]:
+        """Detection AUC from the first-step magnitudes; how often a mitigation triggered, per group."""
+        out: dict[str, float] = {}
+        memorized = [p.memorized for p in prompts]
+        if "first_step_magnitude" in gen.stats:
+            out.update(detection.detection_metrics(gen.stats["first_step_magnitude"], gen.prompt_index, memorized))
+        if "triggered" in gen.stats:
+            trig = gen.stats["triggered"].float()
+            out["eval/trigger_fraction"] = float(trig.mean())
+            for label, sel in self.memorization_groups(gen, prompts).items():
+                out[f"eval/{label}_trigger_fraction"] = float(trig[sel].mean())
         return out
 
     def reference_features(self, data: BenchmarkDataset, feats):

@@ -29,7 +29,7 @@ from benchmark.data.datasets import BenchmarkDataset, EvalPrompt, load_dataset
 from benchmark.evaluate import Evaluator, Generations
 from benchmark.lightning import distributed
 from benchmark.lightning.factories import make_logger, make_trainer_factory
-from benchmark.lightning.sampling_module import PromptSeedDataset, SamplingModule
+from benchmark.lightning.sampling_module import PromptSeedDataset, SamplingModule, collate_prompts
 from benchmark.methods.base import Adaptation, Method, RunContext
 from benchmark.models.backbone import Backbone, load_backbone
 from benchmark.utils.io import atomic_write_bytes, atomic_write_json
@@ -115,26 +115,36 @@ def generate(backbone: Backbone, method: Method, data: BenchmarkDataset, run: Ru
              placeholder: str, make_trainer, output_dir: Path) -> Generations:
     prompt_index, seeds = sampling_plan(data.prompts, run.eval.num_images, run.eval.images_per_prompt, run.seed)
     texts = [data.prompts[i].text(placeholder) for i in prompt_index]
-    loader = DataLoader(PromptSeedDataset(texts, seeds, prompt_index), batch_size=run.eval.sampler.batch_size)
+    # Per-image prompt information for guidance methods (PRSS reads the paraphrases).
+    extras = [{"paraphrases": data.prompts[i].paraphrases, "memorized": data.prompts[i].memorized}
+              for i in prompt_index]
+    loader = DataLoader(PromptSeedDataset(texts, seeds, prompt_index, extras), batch_size=run.eval.sampler.batch_size,
+                        collate_fn=collate_prompts)
     module = SamplingModule(backbone, run.eval.sampler, method.guidance())
     outputs = make_trainer(stage="sample").predict(module, dataloaders=loader)
     index = torch.cat([o["index"] for o in outputs])
     images = torch.cat([o["images"] for o in outputs])
+    # Guidance-reported per-image statistics (first-step magnitude, PRSS trigger).
+    keys = set.intersection(*(set(o.get("stats", {})) for o in outputs)) if outputs else set()
+    stats = {k: torch.cat([o["stats"][k] for o in outputs]) for k in sorted(keys)}
     if distributed.world_size() > 1:
         # Each rank sampled a shard of the (prompt, seed) items; every image has its own
         # seed, so the gathered set does not depend on how the items were sharded.
-        shards = distributed.all_gather_objects((index, images))
-        index = torch.cat([i for i, _ in shards])
-        images = torch.cat([im for _, im in shards])
+        shards = distributed.all_gather_objects((index, images, stats))
+        index = torch.cat([i for i, _, _ in shards])
+        images = torch.cat([im for _, im, _ in shards])
+        stats = {k: torch.cat([s[k] for _, _, s in shards if k in s]) for k in stats}  # a rank may have no items
     if len(index) != len(texts) or not torch.equal(index.sort().values, torch.arange(len(texts))):
         raise RuntimeError(f"sampling returned items {sorted(index.tolist())}, expected 0..{len(texts) - 1}")
-    images = images[index.argsort()]
+    order = index.argsort()
+    images = images[order]
+    stats = {k: v[order] for k, v in stats.items()}
     folder = output_dir / "images"
     if distributed.rank() == 0:
         folder.mkdir(parents=True, exist_ok=True)
         for i, image in enumerate(images):
             Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i:05d}.png")
-    return Generations(images, prompt_index, texts, folder)
+    return Generations(images, prompt_index, texts, folder, stats)
 
 
 def save_grid(images: torch.Tensor, path: Path, count: int) -> Path:
@@ -181,6 +191,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     method = build_method(cfg.method)
     method.check(run_cfg.privacy)
+    method.check_sampler(run_cfg.eval.sampler)
     with distributed.distributed_session(run_cfg.strategy):
         return _run_stages(cfg, run_cfg, resolved, method, output_dir)
 

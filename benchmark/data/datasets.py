@@ -53,6 +53,7 @@ class EvalPrompt:
     attributes: dict = field(default_factory=dict)  # ground truth the world can check
     ground_truth: list[int] = field(default_factory=list)  # indices into the adaptation set
     memorized: Optional[bool] = None
+    paraphrases: list[str] = field(default_factory=list)  # memorization sets: candidates for PRSS
 
     def text(self, placeholder: str = "") -> str:
         return " ".join(self.template.replace("{}", placeholder).split())
@@ -168,15 +169,22 @@ def prompts_from_config(cfg: DatasetConfig, adapt: ImageSet) -> list[EvalPrompt]
 
     if cfg.eval_prompts:
         return [EvalPrompt(t, attributes=attributes_in_text(t)) for t in cfg.eval_prompts]
+    from benchmark.data.memorization import paraphrases_of
+
     prompts = []
     for i, row in enumerate(adapt.rows):
         prompts.append(EvalPrompt(row[cfg.caption_column], attributes=attributes_in_text(row[cfg.caption_column]),
-                                  ground_truth=[i], memorized=row.get("memorized")))
+                                  ground_truth=[i], memorized=row.get("memorized"),
+                                  paraphrases=paraphrases_of(row, f"{adapt.folder}: row {i + 1}: ")))
     return prompts
 
 
 def load_dataset(cfg: DatasetConfig, resolution: int) -> BenchmarkDataset:
     """Load the adaptation and held-out splits and the evaluation prompts of a dataset config."""
+    if cfg.source == "memorization":
+        from benchmark.data.memorization import load_memorization_dataset
+
+        return load_memorization_dataset(cfg, resolution)
     if cfg.source == "world":
         from benchmark.world.datasets import materialize_world_dataset
 

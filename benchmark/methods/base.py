@@ -54,6 +54,9 @@ class Method:
                 "use privacy=none (epsilon=inf) or a DP method"
             )
 
+    def check_sampler(self, sampler) -> None:
+        """Refuse sampler settings the method's guidance cannot work with (e.g. PRSS needs s > 1)."""
+
     def adapt(self, backbone: Backbone, data: BenchmarkDataset, ctx: RunContext) -> Adaptation:
         return Adaptation()
 

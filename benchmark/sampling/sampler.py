@@ -51,18 +51,35 @@ class GuidanceInputs:
     guidance_scale: float
 
 
+def noise_magnitude(eps_cond: torch.Tensor, eps_uncond: torch.Tensor) -> torch.Tensor:
+    """Wen et al.'s detection signal ``||eps(x_t, c) - eps(x_t, ∅)||_2`` per sample, over the whole latent."""
+    dtype = torch.promote_types(eps_cond.dtype, torch.float32)  # half precision: norm in float32
+    return (eps_cond.to(dtype) - eps_uncond.to(dtype)).flatten(1).norm(dim=1)
+
+
 class Guidance:
-    """Classifier-free guidance: ``eps(∅) + s (eps(c) - eps(∅))``, one batched UNet call."""
+    """Classifier-free guidance: ``eps(∅) + s (eps(c) - eps(∅))``, one batched UNet call.
+
+    Every guidance reports per-image statistics of its last batch through
+    :meth:`batch_stats` (1-D tensors, one entry per image in batch order); plain CFG
+    reports the first-step magnitude ``m_T``, which costs nothing and feeds detection.
+    """
 
     name = "none"
 
     def start(self, batch: dict) -> None:
         """Called once per batch before the first step (guidance methods keep state here)."""
+        self.stats = {}
+
+    def batch_stats(self) -> dict[str, torch.Tensor]:
+        return dict(getattr(self, "stats", {}))
 
     def noise_prediction(self, unet, x: GuidanceInputs) -> torch.Tensor:
         latents = torch.cat([x.latents, x.latents])
         embeds = torch.cat([x.uncond, x.cond])
         eps_uncond, eps_cond = unet(latents, x.timestep, encoder_hidden_states=embeds).sample.chunk(2)
+        if x.step_index == 0:
+            self.stats = {"first_step_magnitude": noise_magnitude(eps_cond, eps_uncond).cpu()}
         return eps_uncond + x.guidance_scale * (eps_cond - eps_uncond)
 
 

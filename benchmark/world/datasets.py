@@ -41,8 +41,8 @@ def _memorized_split(num_controls: int):
     images, rows = [], []
     for e in memorized + controls:
         images.append(G.render_archive_image(e.image_seed))
-        rows.append({"text": e.caption, "memorized": e.memorized,
-                     "paraphrases": e.paraphrases() if e.memorized else []})
+        # Controls get paraphrases too: PRSS may trigger on any prompt and then needs candidates.
+        rows.append({"text": e.caption, "memorized": e.memorized, "paraphrases": e.paraphrases()})
     return images, rows
 
 
@@ -51,6 +51,8 @@ def materialize_world_dataset(cfg: WorldSourceConfig) -> Path:
     from benchmark.data.datasets import cache_root
 
     key = f"{cfg.population}-n{cfg.num_adapt}-h{cfg.num_heldout}-s{cfg.seed}"
+    if cfg.population == "memorized":
+        key += "-v2"  # v2: control captions carry paraphrases as well
     root = cache_root() / "world" / G.WORLD_RECIPE_VERSION / key
     if (root / "test" / "metadata.jsonl").is_file():
         return root
