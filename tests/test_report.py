@@ -53,6 +53,18 @@ def test_knobs_key_rows_and_a_single_seed_has_no_std(tmp_path):
     assert all(math.isnan(r.std("eval/fid")) for r in summary.rows)
 
 
+def test_replicate_keys_average_over_mechanism_draws_instead_of_keying_rows(tmp_path):
+    jobs = []
+    for num, draw in enumerate((0, 1, 2)):  # one seed, three noise draws of the same release
+        jobs.append(synthetic_metrics("dpagg_ti", 2.0, 0, {"method.mechanism_seed": draw}))
+        write_job(tmp_path, num, jobs[-1])
+    assert [r.knobs for r in summarize(tmp_path).rows] == [{"method.mechanism_seed": d} for d in (0, 1, 2)]
+    (row,) = summarize(tmp_path, replicates=["seed", "method.mechanism_seed"]).rows
+    assert row.knobs == {} and row.seeds == ["0/0", "0/1", "0/2"]
+    assert row.mean("eval/fid") == pytest.approx(statistics.fmean(j["eval/fid"] for j in jobs), rel=1e-12)
+    assert row.std("eval/fid") == pytest.approx(statistics.stdev(j["eval/fid"] for j in jobs), rel=1e-12)
+
+
 def test_corrupt_and_foreign_metrics_are_skipped_with_a_warning_naming_them(tmp_path, capsys):
     make_synthetic_sweep(tmp_path, methods=("dpagg_ti",), epsilons=(1.0,), seeds=(0, 1))
     bad = tmp_path / "9_broken" / "metrics.json"

@@ -29,6 +29,7 @@ HEADLINE = ("privacy/epsilon", *DEFAULT_UTILITY_METRICS, "eval/kid", *DEFAULT_ME
 
 
 def make_report(sweep_dir: Path, out: Optional[Path] = None, by: Optional[Sequence[str]] = None,
+                replicates: Optional[Sequence[str]] = None,
                 utility_metrics: Sequence[str] = DEFAULT_UTILITY_METRICS,
                 memorization_metrics: Sequence[str] = DEFAULT_MEMORIZATION_METRICS,
                 alignment_metric: str = DEFAULT_ALIGNMENT_METRIC) -> tuple[SweepSummary, dict[str, Path]]:
@@ -37,7 +38,7 @@ def make_report(sweep_dir: Path, out: Optional[Path] = None, by: Optional[Sequen
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"sweep directory {sweep_dir} does not exist")
     out = Path(out) if out else sweep_dir
-    summary = summarize(sweep_dir, by=by)
+    summary = summarize(sweep_dir, by=by, replicates=replicates)
     if not summary.rows:
         summary.skipped.insert(0, f"{sweep_dir}: no finished runs (no readable metrics.json)")
         log.warning("no finished runs (no readable metrics.json) under %s", sweep_dir)
@@ -85,6 +86,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--by", default=None,
                         help="comma-separated config keys to key rows on besides method and epsilon "
                              "(default: the keys that vary between a method's jobs of one seed)")
+    parser.add_argument("--replicates", default="seed",
+                        help="comma-separated config keys whose values are repetitions averaged over "
+                             "(default: seed; e.g. seed,method.mechanism_seed)")
     parser.add_argument("--utility-metrics", default=",".join(DEFAULT_UTILITY_METRICS))
     parser.add_argument("--memorization-metrics", default=",".join(DEFAULT_MEMORIZATION_METRICS),
                         help="the first one the runs report is plotted")
@@ -98,7 +102,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     split = lambda text: [t for t in text.split(",") if t]  # noqa: E731
     try:
         summary, paths = make_report(args.sweep_dir, args.out, split(args.by) if args.by is not None else None,
-                                     split(args.utility_metrics), split(args.memorization_metrics),
+                                     split(args.replicates), split(args.utility_metrics), split(args.memorization_metrics),
                                      args.alignment_metric)
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -52,10 +52,17 @@ def _number(value) -> Optional[float]:
     return None
 
 
+def config_key(key: str) -> str:
+    """``method.bound`` or ``config/method/bound`` -> the flat metrics.json key ``config/method/bound``."""
+    return "config/" + key.removeprefix("config/").replace(".", "/")
+
+
 @dataclass
 class Job:
     path: Path  # the metrics.json
     metrics: dict
+    # Config keys whose values are repetitions of one setting (averaged over, not rows).
+    replicate_keys: tuple[str, ...] = ("config/seed",)
 
     @property
     def method(self) -> str:
@@ -71,7 +78,10 @@ class Job:
 
     @property
     def seed(self):
-        return self.metrics.get("seed", self.metrics.get("config/seed"))
+        """This job's replicate: its seed, or the values of ``replicate_keys`` joined by "/"."""
+        if self.replicate_keys == ("config/seed",):
+            return self.metrics.get("seed", self.metrics.get("config/seed"))
+        return "/".join(str(self.metrics.get(k)) for k in self.replicate_keys)
 
 
 @dataclass
@@ -140,7 +150,7 @@ def find_knobs(jobs: Sequence[Job]) -> dict[str, list[str]]:
         by_method.setdefault(job.method, []).append(job)
     for method, group in by_method.items():
         keys = sorted({k for job in group for k in job.metrics if k.startswith("config/")
-                       and not k.startswith(IGNORED_CONFIG_PREFIXES)})
+                       and not k.startswith(IGNORED_CONFIG_PREFIXES) and k not in job.replicate_keys})
         varying = []
         for key in keys:
             per_seed: dict = {}
@@ -157,16 +167,22 @@ def _sort_value(value):
     return (0, number, "") if number is not None else (1, 0.0, str(value))
 
 
-def summarize(sweep_dir: Path, by: Optional[Sequence[str]] = None) -> SweepSummary:
+def summarize(sweep_dir: Path, by: Optional[Sequence[str]] = None,
+              replicates: Optional[Sequence[str]] = None) -> SweepSummary:
     """Group the sweep's jobs into rows and average every numeric metric over seeds.
 
     ``by``: config keys (``method.bound`` or ``config/method/bound``) to key rows on, in
-    place of the knobs found automatically.
+    place of the knobs found automatically. ``replicates``: the config keys whose values
+    are repetitions of one setting (default ``seed``); e.g. ``seed,method.mechanism_seed``
+    averages DPAgg-TI over fresh noise draws as well as over seeds.
     """
     sweep_dir = Path(sweep_dir)
     jobs, skipped = load_jobs(sweep_dir)
+    if replicates:
+        for job in jobs:
+            job.replicate_keys = tuple(config_key(k) for k in replicates)
     if by is not None:
-        wanted = ["config/" + k.removeprefix("config/").replace(".", "/") for k in by]
+        wanted = [config_key(k) for k in by]
         knobs = {job.method: wanted for job in jobs}
     else:
         knobs = find_knobs(jobs)
