@@ -10,6 +10,7 @@ import lightning as L
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
 from benchmark.config import LoggerConfig, StrategyConfig
+from benchmark.lightning.progress import StepProgressBar
 
 
 # How W&B summarises each metric of a run, so that run tables sort the right way round
@@ -70,6 +71,8 @@ def make_trainer_factory(strategy: StrategyConfig, logger: Optional[Logger], out
             accumulate_grad_batches=strategy.accumulate_grad_batches, gradient_clip_val=strategy.gradient_clip_val,
         )
         kwargs.update(overrides)
+        if kwargs.get("enable_progress_bar", True) and "callbacks" not in kwargs:
+            kwargs["callbacks"] = [StepProgressBar()]  # Lightning refuses a bar callback when bars are off
         return L.Trainer(**kwargs)
 
     return make_trainer

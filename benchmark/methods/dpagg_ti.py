@@ -247,9 +247,9 @@ def train_per_image_embeddings(backbone: Backbone, mu: torch.Tensor, sd: torch.T
     module = PerImageTIModule(backbone, ids, init_rows, learning_rate, batch_size, chunk_images)
     # One device: the batch is the set of images (under DDP, this rank's shard of them;
     # ``devices`` is then this rank's GPU). No logger: nothing computed from the private
-    # images without DP is logged.
+    # images without DP is logged (the step bar shows no loss). One bar: rank 0's.
     trainer = make_trainer(max_steps=steps, stage="adapt_per_image", devices=devices, num_nodes=1, strategy="auto",
-                           logger=False, enable_progress_bar=False)
+                           logger=False, enable_progress_bar=distributed.rank() == 0)
     try:
         trainer.fit(module, train_dataloaders=loader)
     finally:
