@@ -26,8 +26,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from benchmark.config import ModelConfig  # noqa: E402
 from benchmark.data.datasets import load_dataset  # noqa: E402
 from benchmark.methods.dpsgd import (  # noqa: E402
-    Denoiser, DPPlaceholderEmbedding, DPSettings, DPSGDModule, LatentPromptDataset, _rank_and_world)
-from benchmark.methods.textual_inversion import TemplatePromptDataset  # noqa: E402
+    Denoiser, DPSettings, DPSGDModule, LatentPromptDataset, _rank_and_world)
+from benchmark.methods.textual_inversion import PlaceholderEmbedding, TemplatePromptDataset  # noqa: E402
 from benchmark.models.backbone import load_backbone  # noqa: E402
 from tests.conftest import SMOKE, compose  # noqa: E402
 
@@ -82,7 +82,7 @@ def fit(kind: str, world: int, out: Path) -> None:
     ids, init = backbone.add_placeholder_tokens([concept.placeholder], concept.initializer_token)
     for p in list(backbone.text_encoder.parameters()) + list(backbone.unet.parameters()):
         p.requires_grad_(False)
-    emb = DPPlaceholderEmbedding(backbone.text_encoder.get_input_embeddings(), ids, init.unsqueeze(0))
+    emb = PlaceholderEmbedding(backbone.text_encoder.get_input_embeddings(), ids, init.unsqueeze(0))
     backbone.text_encoder.set_input_embeddings(emb)
     inner = LatentPromptDataset(TemplatePromptDataset(backbone, data, ["a painting in the style of {}"],
                                                       [concept.placeholder], [0] * len(data.adapt), 0))

@@ -15,7 +15,7 @@ from benchmark.data.datasets import load_dataset
 from benchmark.lightning.factories import make_trainer_factory
 from benchmark.methods.base import RunContext
 from benchmark.methods.dpsgd import (
-    Denoiser, DPPlaceholderEmbedding, DPSettings, DPSGDLoRA, DPSGDModule, DPSGDTextualInversion,
+    Denoiser, DPSettings, DPSGDLoRA, DPSGDModule, DPSGDTextualInversion,
     LatentPromptDataset, check_opacus_compatible, check_trainer_compatible, sample_rate_and_steps)
 from benchmark.methods.textual_inversion import PlaceholderEmbedding, TemplatePromptDataset
 from benchmark.models.backbone import load_backbone
@@ -25,11 +25,20 @@ from tests.conftest import SMOKE, compose
 MICRO = ModelConfig(name="micro", pretrained="builtin:micro", resolution=32)
 
 
-def test_dp_placeholder_embedding_equals_ti_embedding():
-    base = nn.Embedding(10, 4)
-    rows = torch.randn(2, 4)
+def test_placeholder_rows_have_no_buffers_and_opacus_takes_their_per_example_gradient():
+    from opacus.grad_sample import GradSampleModule
+
+    base = nn.Embedding(10, 4).requires_grad_(False)
+    emb = PlaceholderEmbedding(base, [8, 9], torch.randn(2, 4))
+    assert not list(emb.learned.buffers())  # Opacus refuses trainable modules with buffers
     ids = torch.tensor([[1, 8, 2, 9], [9, 9, 0, 3]])
-    torch.testing.assert_close(DPPlaceholderEmbedding(base, [8, 9], rows)(ids), PlaceholderEmbedding(base, [8, 9], rows)(ids))
+    weights = torch.randn(2, 4, 4)
+    wrapped = GradSampleModule(emb, loss_reduction="sum")
+    (wrapped(ids) * weights).sum().backward()
+    per_example = emb.rows.grad_sample  # 2 examples x 2 rows x D
+    for b in range(2):  # example b's gradient of row k: the sum of its weights where row k sits
+        for k, token in enumerate((8, 9)):
+            torch.testing.assert_close(per_example[b, k], weights[b][ids[b] == token].sum(0))
 
 
 def _setup(tmp_path, method, overrides=()):

@@ -50,7 +50,8 @@ from torch.utils.data import DataLoader, Dataset
 from benchmark.config import ConfigError, PrivacyConfig, StrategyConfig
 from benchmark.data.datasets import BenchmarkDataset
 from benchmark.methods.base import Adaptation, Method, RunContext
-from benchmark.methods.textual_inversion import TemplatePromptDataset, resolve_templates
+from benchmark.methods.textual_inversion import (PlaceholderEmbedding, PlaceholderRows, TemplatePromptDataset,
+                                                 resolve_templates)
 from benchmark.models.backbone import Backbone
 from benchmark.privacy import PrivacyReport, PrivacyWarning, epsilon_spent, noise_multiplier_for_sgd
 from benchmark.privacy.validation import check_delta, check_delta_vs_n, check_epsilon
@@ -65,22 +66,6 @@ DP_STRATEGIES = ("auto", "ddp", "single_device")  # Lightning strategies DP-SGD 
 
 
 # ----------------------------------------------------------------------------- models
-
-
-class PlaceholderRows(nn.Module):
-    """The trainable placeholder rows: ``rows[index]`` (``index`` of shape ``B x L``).
-
-    A leaf of its own, without buffers, with the per-sample gradient below: Opacus refuses
-    trainable modules that hold buffers (``PlaceholderEmbedding.row_of_id``) and would fall
-    back to the much slower functorch path for an unknown module.
-    """
-
-    def __init__(self, rows: torch.Tensor):
-        super().__init__()
-        self.rows = nn.Parameter(rows.detach().clone().float())
-
-    def forward(self, index: torch.Tensor) -> torch.Tensor:
-        return self.rows[index]
 
 
 def _placeholder_rows_grad_sample(layer: PlaceholderRows, activations, backprops):
@@ -108,32 +93,6 @@ _register_opacus_samplers()
 # warns that such a hook fires on output gradients only, which is all Opacus needs.
 warnings.filterwarnings("ignore", message="Full backward hook is firing when gradients are computed with respect "
                         "to module outputs since no inputs require gradients")
-
-
-class DPPlaceholderEmbedding(nn.Module):
-    """Token embedding reading placeholder ids from :class:`PlaceholderRows`; all else frozen.
-
-    Same output as ``textual_inversion.PlaceholderEmbedding`` (a test checks it); the
-    trainable rows sit in a buffer-free child so Opacus can take per-example gradients.
-    """
-
-    def __init__(self, base: nn.Embedding, placeholder_ids: list[int], rows: torch.Tensor):
-        super().__init__()
-        self.base = base
-        self.learned = PlaceholderRows(rows)
-        lookup = torch.full((base.num_embeddings,), -1, dtype=torch.long)
-        lookup[torch.tensor(placeholder_ids)] = torch.arange(len(placeholder_ids))
-        self.register_buffer("row_of_id", lookup, persistent=False)
-
-    @property
-    def weight(self) -> torch.Tensor:  # transformers reads .weight for shapes and dtypes
-        return self.base.weight
-
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        embeds = self.base(input_ids)
-        row = self.row_of_id[input_ids]
-        learned = self.learned(row.clamp(min=0)).to(embeds.dtype)
-        return torch.where((row >= 0).unsqueeze(-1), learned, embeds)
 
 
 class Denoiser(nn.Module):
@@ -714,7 +673,7 @@ class DPSGDTextualInversion(DPSGDBase):
     def prepare(self, backbone: Backbone, data: BenchmarkDataset, ctx: RunContext) -> None:
         concept = data.config.concept
         ids, init = backbone.add_placeholder_tokens([concept.placeholder], concept.initializer_token)
-        self.embedding = DPPlaceholderEmbedding(backbone.text_encoder.get_input_embeddings(), ids, init.unsqueeze(0))
+        self.embedding = PlaceholderEmbedding(backbone.text_encoder.get_input_embeddings(), ids, init.unsqueeze(0))
         backbone.text_encoder.set_input_embeddings(self.embedding)
 
     def adapt(self, backbone: Backbone, data: BenchmarkDataset, ctx: RunContext) -> Adaptation:

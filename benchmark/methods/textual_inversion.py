@@ -48,16 +48,36 @@ def resolve_templates(configured: Optional[list[str]], data: BenchmarkDataset) -
     return list(STYLE_TEMPLATES if data.config.concept.kind == "style" else OBJECT_TEMPLATES)
 
 
+class PlaceholderRows(nn.Module):
+    """The trainable placeholder rows: ``rows[index]``.
+
+    A leaf module of its own, without buffers: Opacus refuses trainable modules that hold
+    buffers, and DP-SGD registers a per-sample gradient for this one
+    (:mod:`benchmark.methods.dpsgd`).
+    """
+
+    def __init__(self, rows: torch.Tensor):
+        super().__init__()
+        self.rows = nn.Parameter(rows.detach().clone().float())
+
+    def forward(self, index: torch.Tensor) -> torch.Tensor:
+        return self.rows[index]
+
+
 class PlaceholderEmbedding(nn.Module):
     """Token embedding whose placeholder ids read from trainable ``rows``; all else frozen."""
 
     def __init__(self, base: nn.Embedding, placeholder_ids: list[int], rows: torch.Tensor):
         super().__init__()
         self.base = base
-        self.rows = nn.Parameter(rows.detach().clone().float())
+        self.learned = PlaceholderRows(rows)
         lookup = torch.full((base.num_embeddings,), -1, dtype=torch.long)
         lookup[torch.tensor(placeholder_ids)] = torch.arange(len(placeholder_ids))
         self.register_buffer("row_of_id", lookup, persistent=False)
+
+    @property
+    def rows(self) -> nn.Parameter:
+        return self.learned.rows
 
     @property
     def weight(self) -> torch.Tensor:  # transformers reads .weight for shapes and dtypes
@@ -66,11 +86,10 @@ class PlaceholderEmbedding(nn.Module):
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         embeds = self.base(input_ids)
         row = self.row_of_id[input_ids]
-        hit = row >= 0
-        if not hit.any():
-            return embeds
-        learned = self.rows.to(embeds.dtype)[row.clamp(min=0)]
-        return torch.where(hit.unsqueeze(-1), learned, embeds)
+        # Always through ``learned``, even with no placeholder in the batch: Opacus' hooks
+        # must see every forward (an empty Poisson batch still takes a noisy step).
+        learned = self.learned(row.clamp(min=0)).to(embeds.dtype)
+        return torch.where((row >= 0).unsqueeze(-1), learned, embeds)
 
 
 class TemplatePromptDataset(Dataset):
