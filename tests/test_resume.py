@@ -18,8 +18,8 @@ from tests.conftest import REPO, SMOKE, compose
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
 
 
-def _cli(args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "benchmark", *args], cwd=REPO, env=ENV, capture_output=True,
+def _cli(args, env=ENV, **kwargs):
+    return subprocess.run([sys.executable, "-m", "benchmark", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=600, **kwargs)
 
 
@@ -52,15 +52,17 @@ def test_cli_skips_a_finished_job_and_rerun_true_forces_it(tmp_path, micro_world
     assert "skipped (finished" in _cli(args).stdout  # the forced run wrote the same config's hash
 
 
-SWEEP = ["-m", "experiment=smoke", "method=dpagg_ti", "method.bound=normalize,clip", "privacy=dp",
-         "privacy.epsilon=1,inf", "method.max_steps=2", "seed=0"]
+# 2 methods x 2 epsilons; each method's own knob kept small the way experiments set knobs.
+SWEEP = ["-m", "experiment=smoke", "method=dpagg_ti,dpsgd_ti", "privacy=dp", "privacy.epsilon=1,inf", "seed=0",
+         "+knob_level=0", "+sweep_knobs={dpagg_ti: {max_steps: [2]}, dpsgd_ti: {epochs: [2]}}"]
 
 
 @pytest.mark.slow
 def test_killed_multirun_started_again_runs_only_unfinished_jobs(tmp_path, micro_world):
     sweep = tmp_path / "sweep"
-    args = SWEEP + [f"method.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}"]
-    proc = subprocess.Popen([sys.executable, "-m", "benchmark", *args], cwd=REPO, env=ENV,
+    args = SWEEP + [f"hydra.sweep.dir={sweep}"]
+    env = {**ENV, "BENCHMARK_CACHE": str(tmp_path / "cache")}  # per-image embeddings of this test only
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark", *args], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     try:
@@ -73,20 +75,20 @@ def test_killed_multirun_started_again_runs_only_unfinished_jobs(tmp_path, micro
         proc.wait()
     done_before = {p.parent.name: p.stat().st_mtime_ns for p in sweep.glob("*/metrics.json")}
     assert 1 <= len(done_before) < 4
-    again = _cli(args)
+    again = _cli(args, env=env)
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stdout.count("skipped (finished") == len(done_before)
     for name, mtime in done_before.items():  # finished jobs untouched
         assert (sweep / name / "metrics.json").stat().st_mtime_ns == mtime
     summary = summarize(sweep)
-    keys = sorted((r.knobs["method.bound"], r.epsilon, tuple(r.seeds)) for r in summary.rows)
-    assert keys == [("clip", 1.0, (0,)), ("clip", float("inf"), (0,)), ("normalize", 1.0, (0,)),
-                    ("normalize", float("inf"), (0,))]
+    keys = sorted((r.method, r.epsilon, tuple(r.seeds)) for r in summary.rows)
+    assert keys == [("dpagg_ti", 1.0, (0,)), ("dpagg_ti", float("inf"), (0,)), ("dpsgd_ti", 1.0, (0,)),
+                    ("dpsgd_ti", float("inf"), (0,))]
     assert summary.num_jobs == 4 and not [s for s in summary.skipped if "counted once" in s]
     for row in summary.rows:  # one seed: the row's numbers are that job's metrics.json values
         [job] = row.jobs
         saved = json.loads(job.path.read_text())
-        assert row.mean("eval/fid") == saved["eval/fid"] and row.mean("privacy/sigma") == saved["privacy/sigma"]
+        assert row.mean("eval/fid") == saved["eval/fid"] and row.mean("eval/clip_score") == saved["eval/clip_score"]
 
 
 def test_sweep_skips_non_private_methods_at_a_finite_budget_but_a_single_run_refuses(tmp_path, micro_world):
