@@ -32,6 +32,9 @@ class ModelConfig:
     copy_detector: Optional[str] = None  # SSCD torchscript path; None: pixel descriptor
     copy_threshold: float = 0.5  # similarity above which a generation counts as a copy (SSCD: 0.5)
     world: bool = False  # the model is the offline world: use its judge and encoders
+    # DPAgg-TI's default R on this model. None: the vocabulary's mean row norm (METHODS.md),
+    # right where learned rows live at the vocabulary's scale (Stable Diffusion).
+    embedding_radius: Optional[float] = None
     dtype: str = "float32"
 
 
@@ -208,6 +211,8 @@ def validate_config(cfg: DictConfig) -> RunConfig:
     ):
         if int(value) <= 0:
             raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+    if run.model.embedding_radius is not None:
+        _check_positive(run.model.embedding_radius, "model.embedding_radius")
     if run.eval.images_per_prompt is not None and run.eval.images_per_prompt <= 0:
         raise ConfigError(f"eval.images_per_prompt must be a positive integer, got {run.eval.images_per_prompt!r}")
     if run.dataset.source not in ("world", "imagefolder", "hf", "memorization"):

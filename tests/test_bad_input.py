@@ -91,6 +91,7 @@ def test_model_that_cannot_be_loaded_offline_says_how_to_fix_it(run_job):
     ("privacy.delta=1.5", "privacy.delta"),
     ("+dataset.captoin_column=x", "captoin_column"),
     ("+method.max_stpes=3", "max_stpes"),
+    ("model.embedding_radius=-1", "model.embedding_radius"),
 ])
 def test_invalid_values_name_their_key(run_job, override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

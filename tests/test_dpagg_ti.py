@@ -198,6 +198,20 @@ def test_delta_at_least_one_over_n_warns_and_says_why(micro_world, tmp_path):
     assert (n, m) == (8, 8) and report.epsilon <= 1.0 and radius > 0
 
 
+def test_default_radius_is_the_models_embedding_radius_else_the_vocabulary_mean_norm(micro_world, tmp_path):
+    from benchmark.methods.dpagg_ti import vocabulary_mean_norm
+
+    backbone, data, ctx = _setup(tmp_path, ["privacy=dp"])
+    assert backbone.embedding_radius == 3.0  # conf/model/micro.yaml, as the shipped world
+    assert DPAggTI().plan(backbone, data, ctx.privacy)[2] == 3.0
+    assert DPAggTI(clip_radius=0.5).plan(backbone, data, ctx.privacy)[2] == 0.5  # the method's own R wins
+    backbone.embedding_radius = None  # a real model: METHODS.md's default
+    weights = backbone.text_encoder.get_input_embeddings().weight.detach()
+    expected = float(weights.norm(dim=1).mean())
+    assert vocabulary_mean_norm(backbone) == pytest.approx(expected)
+    assert DPAggTI().plan(backbone, data, ctx.privacy)[2] == pytest.approx(expected)
+
+
 def test_cli_bad_input_exits_nonzero_without_metrics(tmp_path):
     res = subprocess.run(
         [sys.executable, "-m", "benchmark", "experiment=smoke", "method=dpagg_ti", "privacy=dp",

@@ -132,6 +132,12 @@ def release_embedding(embeddings: torch.Tensor, report: PrivacyReport, radius: f
     return release.to(embeddings.dtype)
 
 
+def default_radius(backbone: Backbone) -> float:
+    """``R`` when ``method.clip_radius`` is null: ``model.embedding_radius`` if the model sets
+    one, else the vocabulary's mean row norm (METHODS.md)."""
+    return backbone.embedding_radius or vocabulary_mean_norm(backbone)
+
+
 def vocabulary_mean_norm(backbone: Backbone) -> float:
     """Mean L2 norm of the text encoder's token-embedding rows (call before adding tokens)."""
     weight = backbone.text_encoder.get_input_embeddings().weight.detach().float()
@@ -327,7 +333,7 @@ class DPAggTI(Method):
             )
         m = n if self.subsample_size is None else self.subsample_size
         m, n = check_subsample(m, n)
-        radius = check_radius(self.clip_radius if self.clip_radius is not None else vocabulary_mean_norm(backbone),
+        radius = check_radius(self.clip_radius if self.clip_radius is not None else default_radius(backbone),
                               key="method.clip_radius")
         report = calibrate_noisy_mean(privacy.epsilon, privacy.delta, radius, n, m, self.neighbouring,
                                       privacy.accountant)

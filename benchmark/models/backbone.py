@@ -78,6 +78,7 @@ class Backbone:
     vae: torch.nn.Module
     scheduler: object
     world_dir: Optional[Path]  # set for the offline world (its judge and encoders live there)
+    embedding_radius: Optional[float] = None  # model.embedding_radius: DPAgg-TI's default R here
 
     @property
     def latent_scale(self) -> float:
@@ -158,4 +159,5 @@ def load_backbone(cfg: ModelConfig) -> Backbone:
     for module in (pipe.text_encoder, pipe.unet, pipe.vae):
         module.requires_grad_(False).eval()
     world_dir = Path(source) if isinstance(source, Path) and (Path(source) / "world.json").is_file() else None
-    return Backbone(cfg.name, source, pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.vae, pipe.scheduler, world_dir)
+    return Backbone(cfg.name, source, pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.vae, pipe.scheduler, world_dir,
+                    cfg.embedding_radius)
