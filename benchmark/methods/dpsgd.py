@@ -51,7 +51,7 @@ from benchmark.config import ConfigError, PrivacyConfig, StrategyConfig
 from benchmark.data.datasets import BenchmarkDataset
 from benchmark.methods.base import Adaptation, Method, RunContext
 from benchmark.methods.textual_inversion import (PlaceholderEmbedding, PlaceholderRows, TemplatePromptDataset,
-                                                 resolve_templates)
+                                                 noisy_latents_and_target, resolve_templates)
 from benchmark.models.backbone import Backbone
 from benchmark.privacy import PrivacyReport, PrivacyWarning, epsilon_spent, noise_multiplier_for_sgd
 from benchmark.privacy.validation import check_delta, check_delta_vs_n, check_epsilon
@@ -416,15 +416,7 @@ class DPSGDModule(L.LightningModule):
 
     def noise_targets(self, mu, sd, latent_noise, noise, t):
         """``(noisy latents, t, target)`` for given draws (epsilon or v-prediction)."""
-        latents = mu + sd * latent_noise.to(mu)
-        noise = noise.to(mu)
-        t = t.to(mu.device)
-        noisy = self.noise_scheduler.add_noise(latents, noise, t)
-        if self.noise_scheduler.config.prediction_type == "v_prediction":
-            target = self.noise_scheduler.get_velocity(latents, noise, t)
-        else:
-            target = noise
-        return noisy, t, target
+        return noisy_latents_and_target(self.noise_scheduler, mu, sd, latent_noise, noise, t)
 
     def step_on(self, noisy, t, input_ids, target, optimizer) -> torch.Tensor:
         """One optimiser step on one batch: forward, (DP) backward, clip + noise + step, zero grads."""

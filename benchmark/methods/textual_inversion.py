@@ -117,6 +117,20 @@ class TemplatePromptDataset(Dataset):
                 "row": self.example_rows[i]}
 
 
+def noisy_latents_and_target(scheduler, mu, sd, latent_noise, noise, t):
+    """``(noisy latents, t, target)`` of the denoising loss for given draws.
+
+    The latent is sampled from the VAE posterior ``mu + sd * latent_noise``; the target is
+    the noise, or the velocity for v-prediction models (the offline world).
+    """
+    latents = mu + sd * latent_noise.to(mu)
+    noise = noise.to(latents)
+    t = t.to(latents.device)
+    noisy = scheduler.add_noise(latents, noise, t)
+    target = scheduler.get_velocity(latents, noise, t) if scheduler.config.prediction_type == "v_prediction" else noise
+    return noisy, t, target
+
+
 class TextualInversionModule(L.LightningModule):
     """Lightning module that trains placeholder rows with the denoising loss."""
 
@@ -151,14 +165,7 @@ class TextualInversionModule(L.LightningModule):
 
     def loss_given_draws(self, mu, sd, input_ids, latent_noise, noise, t) -> torch.Tensor:
         """Per-example denoising loss for given latent-sampling noise, diffusion noise and timesteps."""
-        latents = mu + sd * latent_noise.to(mu)
-        noise = noise.to(latents)
-        t = t.to(latents.device)
-        noisy = self.noise_scheduler.add_noise(latents, noise, t)
-        if self.noise_scheduler.config.prediction_type == "v_prediction":
-            target = self.noise_scheduler.get_velocity(latents, noise, t)
-        else:
-            target = noise
+        noisy, t, target = noisy_latents_and_target(self.noise_scheduler, mu, sd, latent_noise, noise, t)
         hidden = self.text_encoder(input_ids)[0]
         pred = self.unet(noisy.to(self.unet.dtype), t, encoder_hidden_states=hidden.to(self.unet.dtype)).sample
         return F.mse_loss(pred.float(), target.float(), reduction="none").flatten(1).mean(1)
