@@ -42,6 +42,7 @@ from benchmark.methods.base import RunContext  # noqa: E402
 from benchmark.methods.dpagg_ti import DPAggTI, train_per_image_embeddings  # noqa: E402
 from benchmark.methods.textual_inversion import resolve_templates  # noqa: E402
 from benchmark.models.backbone import PACKAGED_WORLD, load_backbone  # noqa: E402
+from benchmark.utils.io import atomic_write_json  # noqa: E402
 
 
 def compose(overrides: list[str]):
@@ -115,6 +116,7 @@ def main() -> None:
 
     single, sweep = adapt_s[0], sum(adapt_s)
     result = {
+        "command": "python " + " ".join(sys.argv), "cpus": os.cpu_count(), "torch": torch.__version__,
         "model": args.model, "images": n, "steps_per_image": args.steps, "draws_per_image_per_step": args.batch_size,
         "torch_threads": torch.get_num_threads(),
         "batched_per_image_ti_s": round(batched_s, 3),
@@ -132,7 +134,7 @@ def main() -> None:
     for key, value in result.items():
         print(f"{key:40s} {value}")
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        atomic_write_json(args.json, result)
 
 
 if __name__ == "__main__":
