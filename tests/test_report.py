@@ -113,6 +113,8 @@ def test_memorization_metric_names_are_configurable(tmp_path):
     write_job(tmp_path, 0, job)
     _, paths = make_report(tmp_path, memorization_metrics=["memorization/my_score"])
     assert "memorization" in paths and "memorization/my_score" in paths["md"].read_text()
+    # Only epsilon = inf in the sweep: no privacy-utility plot, and the report says why.
+    assert "utility" not in paths and "every run is at epsilon = inf" in paths["md"].read_text()
 
 
 def test_report_of_a_100_job_sweep_renders_in_under_10_seconds(tmp_path):

@@ -54,7 +54,9 @@ def plot_utility_vs_epsilon(summary: SweepSummary, path: Path,
     if not present:
         return None, f"utility vs epsilon: skipped, no row has any of {', '.join(metrics)}"
     finite = sorted({r.epsilon for r in summary.rows if math.isfinite(r.epsilon) and r.epsilon > 0})
-    inf_x = (finite[-1] * 4.0) if finite else 1.0
+    if not finite:  # e.g. a memorization sweep: every method is non-private
+        return None, "utility vs epsilon: skipped, every run is at epsilon = inf"
+    inf_x = finite[-1] * 4.0
 
     def x_of(eps: float) -> float:
         return inf_x if math.isinf(eps) else eps

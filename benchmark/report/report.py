@@ -38,6 +38,7 @@ def make_report(sweep_dir: Path, out: Optional[Path] = None, by: Optional[Sequen
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"sweep directory {sweep_dir} does not exist")
     out = Path(out) if out else sweep_dir
+    out.mkdir(parents=True, exist_ok=True)
     summary = summarize(sweep_dir, by=by, replicates=replicates)
     if not summary.rows:
         summary.skipped.insert(0, f"{sweep_dir}: no finished runs (no readable metrics.json)")
