@@ -18,14 +18,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from benchmark.config import ConfigError
+from benchmark.config import CONFIG_DIR, ConfigError
 from benchmark.data.datasets import DatasetError
 from benchmark.launch import (LauncherPluginMissing, apply_knob_level, check_launcher_plugin, gpu_lease,
                               sweep_group)
 from benchmark.models.backbone import ModelLoadError
 from benchmark.report.table import format_metrics_table
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("benchmark")
 
 # Errors caused by the user's input: report them in one line, not with a traceback.
@@ -64,7 +63,7 @@ def _runs_at_budget(cfg: DictConfig) -> bool:
         return True  # run() reports the bad value with its key
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     from benchmark.run import finished_metrics, run
 

@@ -9,14 +9,32 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 
+# The Hydra config tree (conf/ beside the package, as in an editable install).
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the key."""
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The run config ``python -m benchmark <overrides>`` would compose (without ``hydra.*``).
+
+    For tests and scripts that call :func:`benchmark.run.run` in-process.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import time
 from contextlib import contextmanager
 from pathlib import Path

@@ -71,17 +71,16 @@ def child(method: str, mode: str, model: str, batch: int, steps: int, warmup: in
     import torch
     from torch.utils.data import default_collate
 
-    from benchmark.config import ModelConfig, validate_config
+    from benchmark.config import ModelConfig, compose_config, validate_config
     from benchmark.data.datasets import load_dataset
     from benchmark.methods.base import RunContext
     from benchmark.methods.dpsgd import (Denoiser, DPSettings, DPSGDLoRA, DPSGDModule, DPSGDTextualInversion,
                                          LatentPromptDataset)
     from benchmark.methods.textual_inversion import TemplatePromptDataset
     from benchmark.models.backbone import load_backbone
-    from tests.conftest import compose
 
     torch.manual_seed(0)
-    run = validate_config(compose(["logger=none"]))  # dataset tiny_style: 32 adaptation images
+    run = validate_config(compose_config(["logger=none"]))  # dataset tiny_style: 32 adaptation images
     backbone = load_backbone(ModelConfig(name="bench", pretrained=model, resolution=32))
     data = load_dataset(run.dataset, 32)
     for p in list(backbone.text_encoder.parameters()) + list(backbone.unet.parameters()):

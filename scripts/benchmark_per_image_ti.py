@@ -20,7 +20,6 @@ The per-image embeddings go to a temporary owner-only cache that is deleted at t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -35,7 +34,7 @@ import torch  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmark.config import validate_config  # noqa: E402
+from benchmark.config import compose_config, validate_config  # noqa: E402
 from benchmark.data.datasets import load_dataset  # noqa: E402
 from benchmark.lightning.factories import make_trainer_factory  # noqa: E402
 from benchmark.methods.base import RunContext  # noqa: E402
@@ -43,16 +42,6 @@ from benchmark.methods.dpagg_ti import DPAggTI, train_per_image_embeddings  # no
 from benchmark.methods.textual_inversion import resolve_templates  # noqa: E402
 from benchmark.models.backbone import PACKAGED_WORLD, load_backbone  # noqa: E402
 from benchmark.utils.io import atomic_write_json  # noqa: E402
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=overrides)
 
 
 def main() -> None:
@@ -71,7 +60,7 @@ def main() -> None:
                  "dataset=tiny_style", f"dataset.world.num_adapt={args.images}", "dataset.world.num_heldout=8",
                  "method=dpagg_ti", f"method.max_steps={args.steps}", f"method.batch_size={args.batch_size}",
                  "privacy=dp", "logger=none", f"seed={args.seed}"]
-    run = validate_config(compose(overrides))
+    run = validate_config(compose_config(overrides))
     data = load_dataset(run.dataset, run.model.resolution)
     method = DPAggTI(max_steps=args.steps, batch_size=args.batch_size)
     templates = resolve_templates(None, data)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import platform
 import sys
 import tempfile
@@ -100,17 +99,13 @@ def memorization(bb, sampler, threshold: float, draws: int, controls: int, seed:
 
 
 def textual_inversion_bar(model: str, num_images: int, ti_steps: int) -> dict:
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
+    from benchmark.config import compose_config
     from benchmark.run import run
 
     results = {}
     for method, extra in (("none", []), ("ti", [f"method.max_steps={ti_steps}"])):
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-            cfg = compose("config", overrides=[f"method={method}", "dataset=tiny_style", f"model.pretrained={model}",
-                                               "logger=none", f"eval.num_images={num_images}", *extra])
+        cfg = compose_config([f"method={method}", "dataset=tiny_style", f"model.pretrained={model}", "logger=none",
+                              f"eval.num_images={num_images}", *extra])
         with tempfile.TemporaryDirectory() as tmp:
             t = time.time()
             m = run(cfg, Path(tmp))

@@ -18,14 +18,10 @@ CONF = REPO / "conf"
 
 
 def compose(overrides: list[str]):
-    """Compose the run config the way ``python -m benchmark`` does (incl. hydra.* nodes)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    """The run config of ``python -m benchmark <overrides>``."""
+    from benchmark.config import compose_config
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=overrides)
+    return compose_config(overrides)
 
 
 SMOKE = ["experiment=smoke", "logger=none"]

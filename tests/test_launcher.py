@@ -9,7 +9,6 @@ import pytest
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import OmegaConf
 
 from benchmark.config import ConfigError, validate_config
 from benchmark.launch import apply_knob_level, gpu_lease, requested_launcher, sweep_group

@@ -1,7 +1,6 @@
 """The sweep report: numbers equal the per-job metrics.json values; bad input never crashes it."""
 
 import csv
-import json
 import math
 import statistics
 import subprocess

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 import torch
 
-from benchmark.config import PrivacyConfig, StrategyConfig
+from benchmark.config import ConfigError, PrivacyConfig, StrategyConfig
 from benchmark.data.datasets import BenchmarkDataset
 from benchmark.models.backbone import Backbone
 from benchmark.sampling.sampler import Guidance
+
+
+def check_positive(value, key: str, integer: bool = False, why: str = ""):
+    """A method hyperparameter that must be finite and > 0 (an integer when ``integer``).
+
+    Raises ``ConfigError`` naming ``key`` (``why`` is appended to the message); returns
+    the value as an int or float.
+    """
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not (0 < value < math.inf):
+        raise ConfigError(f"{key} must be a {'positive integer' if integer else 'finite number > 0'}{why}, "
+                          f"got {value!r}")
+    return int(value) if integer else float(value)
 
 
 @dataclass

@@ -35,13 +35,9 @@ the DP release is logged, reported or written to the run directory.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-import numbers
-import secrets
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Optional
 
@@ -52,12 +48,13 @@ from torch.utils.data import DataLoader, Dataset
 from benchmark.config import ConfigError, PrivacyConfig
 from benchmark.data.datasets import BenchmarkDataset
 from benchmark.lightning import distributed
-from benchmark.methods.base import Adaptation, Method, RunContext
+from benchmark.methods.base import Adaptation, Method, RunContext, check_positive
 from benchmark.methods.embedding_cache import EmbeddingCache, cache_key, model_identity
 from benchmark.methods.textual_inversion import TextualInversionModule, fill_template, resolve_templates
 from benchmark.models.backbone import Backbone
-from benchmark.privacy import PrivacyReport, PrivacyWarning, calibrate_noisy_mean, sensitivity_of_mean
+from benchmark.privacy import PrivacyReport, calibrate_noisy_mean, sensitivity_of_mean
 from benchmark.privacy.accountants import ACCOUNTANTS, NEIGHBOURING
+from benchmark.privacy.randomness import check_mechanism_seed, mechanism_seed, stream_seed
 from benchmark.privacy.validation import check_delta, check_epsilon, check_radius, check_subsample
 
 log = logging.getLogger(__name__)
@@ -151,12 +148,6 @@ def per_image_token(image: int) -> str:
     return f"<S*_{image}>"
 
 
-def _stream_seed(seed: int, image: int, step: int) -> int:
-    # A hash, not seed + image: streams of different (image, step) pairs must not overlap.
-    digest = hashlib.sha256(f"dpagg-ti/{seed}/{image}/{step}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
-
-
 class PerImageStepDataset(Dataset):
     """Item ``s`` is the whole batch of optimiser step ``s``: ``draws`` examples of every image.
 
@@ -176,7 +167,7 @@ class PerImageStepDataset(Dataset):
         return self.steps
 
     def draw(self, j: int, step: int) -> dict:
-        gen = torch.Generator().manual_seed(_stream_seed(self.seed, self.image_ids[j], step))
+        gen = torch.Generator().manual_seed(stream_seed("dpagg-ti", self.seed, self.image_ids[j], step))
         shape = (self.draws, *self.mu.shape[1:])
         template = torch.randint(0, self.prompt_ids.shape[1], (self.draws,), generator=gen)
         return {
@@ -266,12 +257,6 @@ def train_per_image_embeddings(backbone: Backbone, mu: torch.Tensor, sd: torch.T
 # ----------------------------------------------------------------------------- the method
 
 
-def _positive_int(value, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 @dataclass
 class DPAggTI(Method):
     """``method=dpagg_ti``: per-image TI, bounded, subsampled, Gaussian noisy mean (METHODS.md)."""
@@ -299,24 +284,20 @@ class DPAggTI(Method):
         super().check(privacy)
         if privacy.accountant not in ACCOUNTANTS:
             raise ConfigError(f"privacy.accountant must be one of {ACCOUNTANTS}, got {privacy.accountant!r}")
-        _positive_int(self.max_steps, "method.max_steps")
-        _positive_int(self.batch_size, "method.batch_size")
+        check_positive(self.max_steps, "method.max_steps", integer=True)
+        check_positive(self.batch_size, "method.batch_size", integer=True)
         if self.chunk_images is not None:
-            _positive_int(self.chunk_images, "method.chunk_images")
+            check_positive(self.chunk_images, "method.chunk_images", integer=True)
         if self.subsample_size is not None:
-            _positive_int(self.subsample_size, "method.subsample_size")
-        lr = self.learning_rate
-        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (0 < lr < math.inf):
-            raise ConfigError(f"method.learning_rate must be a number > 0, got {lr!r}")
+            check_positive(self.subsample_size, "method.subsample_size", integer=True)
+        check_positive(self.learning_rate, "method.learning_rate")
         if self.bound not in BOUNDS:
             raise ConfigError(f"method.bound must be one of {BOUNDS}, got {self.bound!r}")
         if self.neighbouring not in NEIGHBOURING:
             raise ConfigError(f"method.neighbouring must be one of {NEIGHBOURING}, got {self.neighbouring!r}")
         if self.clip_radius is not None:
             check_radius(self.clip_radius, key="method.clip_radius")
-        if self.mechanism_seed is not None and (isinstance(self.mechanism_seed, bool)
-                                                or not isinstance(self.mechanism_seed, numbers.Integral)):
-            raise ConfigError(f"method.mechanism_seed must be an integer or null, got {self.mechanism_seed!r}")
+        check_mechanism_seed(self.mechanism_seed)
 
     def plan(self, backbone: Backbone, data: BenchmarkDataset,
              privacy: PrivacyConfig) -> tuple[int, int, float, PrivacyReport]:
@@ -398,16 +379,8 @@ class DPAggTI(Method):
         rows, hit, train_s = self.per_image_embeddings(backbone, data, ctx, templates, init, identity)
 
         private = not math.isinf(report.epsilon)
-        if self.mechanism_seed is None:
-            mechanism_seed, randomness = secrets.randbits(63), "secret"
-        else:
-            mechanism_seed, randomness = int(self.mechanism_seed), "seeded"
-            if private:
-                warnings.warn(
-                    f"method.mechanism_seed={self.mechanism_seed} fixes the subsample and the noise: anyone who "
-                    "knows it can remove the noise, so the release is not DP against them; use it only for "
-                    "reproducible benchmarking", PrivacyWarning, stacklevel=2)
-        generator = torch.Generator().manual_seed(mechanism_seed)
+        seed, randomness = mechanism_seed(self.mechanism_seed, private, "the subsample and the noise")
+        generator = torch.Generator().manual_seed(seed)
         released = release_embedding(rows, report, radius, m, bound=self.bound,
                                      center=init if self.center else None, rescale=self.rescale_output,
                                      generator=generator).float()

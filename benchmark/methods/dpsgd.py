@@ -30,12 +30,10 @@ allow: ``ghost`` with more than one process is refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import numbers
-import secrets
 import warnings
 from dataclasses import dataclass, field
 from typing import Optional
@@ -49,11 +47,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from benchmark.config import ConfigError, PrivacyConfig, StrategyConfig
 from benchmark.data.datasets import BenchmarkDataset
-from benchmark.methods.base import Adaptation, Method, RunContext
+from benchmark.methods.base import Adaptation, Method, RunContext, check_positive
 from benchmark.methods.textual_inversion import (PlaceholderEmbedding, PlaceholderRows, TemplatePromptDataset,
                                                  noisy_latents_and_target, resolve_templates)
 from benchmark.models.backbone import Backbone
-from benchmark.privacy import PrivacyReport, PrivacyWarning, epsilon_spent, noise_multiplier_for_sgd
+from benchmark.privacy import PrivacyReport, epsilon_spent, noise_multiplier_for_sgd
+from benchmark.privacy.randomness import check_mechanism_seed, mechanism_seed, stream_seed
 from benchmark.privacy.validation import check_delta, check_delta_vs_n, check_epsilon
 
 log = logging.getLogger(__name__)
@@ -221,11 +220,6 @@ def world_size_of(strategy: StrategyConfig) -> int:
     return max(count, 1) * max(int(strategy.num_nodes), 1)
 
 
-def _stream_seed(*parts) -> int:
-    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
-
-
 # ----------------------------------------------------------------------------- Lightning
 
 
@@ -345,11 +339,11 @@ class DPSGDModule(L.LightningModule):
                 raise ConfigError("trainer gradient clipping is incompatible with DP-SGD (use method.max_grad_norm)")
         optimizer = self._base_optimizer()
         if self.dp is None:
-            generator = torch.Generator().manual_seed(_stream_seed("dpsgd-shuffle", self.seed))
+            generator = torch.Generator().manual_seed(stream_seed("dpsgd-shuffle", self.seed))
             self.loader = DataLoader(self.train_set, batch_size=min(self.batch_size, len(self.train_set)),
                                      shuffle=True, generator=generator)
             self.dp_optimizer = optimizer
-            self.noise_generator = torch.Generator().manual_seed(_stream_seed("dpsgd-draws", self.seed, rank))
+            self.noise_generator = torch.Generator().manual_seed(stream_seed("dpsgd-draws", self.seed, rank))
             return
         self._make_private(optimizer, rank, world)
 
@@ -359,14 +353,11 @@ class DPSGDModule(L.LightningModule):
         from opacus.distributed import DifferentiallyPrivateDistributedDataParallel as DPDDP
 
         dp = self.dp
-        if dp.mechanism_seed is None:
-            base = secrets.randbits(63)  # sampling and noise must not be recomputable from a public seed
-        else:
-            base = int(dp.mechanism_seed)
+        base, _ = mechanism_seed(dp.mechanism_seed, private=True, what="the Poisson samples and the noise")
         # Each rank samples its shard with its own stream: shared streams would correlate inclusions.
-        sampler_gen = torch.Generator().manual_seed(_stream_seed("dpsgd-poisson", base, rank))
-        noise_gen = torch.Generator().manual_seed(_stream_seed("dpsgd-noise", base))  # only rank 0 adds noise
-        self.noise_generator = torch.Generator().manual_seed(_stream_seed("dpsgd-draws", self.seed, rank))
+        sampler_gen = torch.Generator().manual_seed(stream_seed("dpsgd-poisson", base, rank))
+        noise_gen = torch.Generator().manual_seed(stream_seed("dpsgd-noise", base))  # only rank 0 adds noise
+        self.noise_generator = torch.Generator().manual_seed(stream_seed("dpsgd-draws", self.seed, rank))
         module = DPDDP(self.denoiser) if world > 1 else self.denoiser
         if world > 1:
             loader = lockstep_poisson_loader(self.train_set, dp.sample_rate, sampler_gen)
@@ -508,14 +499,6 @@ class DPSGDModule(L.LightningModule):
 # ----------------------------------------------------------------------------- the methods
 
 
-def _positive(value, key: str, integer: bool = False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 < value < math.inf):
-        raise ConfigError(f"{key} must be a {'positive integer' if integer else 'number > 0'}, got {value!r}")
-    if integer and not float(value).is_integer():
-        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
-    return int(value) if integer else float(value)
-
-
 def sample_rate_and_steps(n: int, batch_size: int, epochs: int) -> tuple[float, int, int]:
     """``(q, steps per epoch, steps)``: Opacus' convention ``q = 1/ceil(n/B)``, ``1/q`` steps an epoch.
 
@@ -547,16 +530,13 @@ class DPSGDBase(Method):
         check_epsilon(privacy.epsilon)
         check_delta(privacy.delta)
         super().check(privacy)
-        _positive(self.epochs, "method.epochs", integer=True)
-        _positive(self.batch_size, "method.batch_size", integer=True)
-        _positive(self.learning_rate, "method.learning_rate")
-        mgn = self.max_grad_norm
-        if isinstance(mgn, bool) or not isinstance(mgn, numbers.Real) or not (0 < mgn < math.inf):
-            raise ConfigError(f"method.max_grad_norm must be a finite number > 0 (the per-example clipping norm), "
-                              f"got {mgn!r}")
-        _positive(self.max_noise_multiplier, "method.max_noise_multiplier")
+        check_positive(self.epochs, "method.epochs", integer=True)
+        check_positive(self.batch_size, "method.batch_size", integer=True)
+        check_positive(self.learning_rate, "method.learning_rate")
+        check_positive(self.max_grad_norm, "method.max_grad_norm", why=" (the per-example clipping norm)")
+        check_positive(self.max_noise_multiplier, "method.max_noise_multiplier")
         if self.epsilon_every_n_epochs is not None:
-            _positive(self.epsilon_every_n_epochs, "method.epsilon_every_n_epochs", integer=True)
+            check_positive(self.epsilon_every_n_epochs, "method.epsilon_every_n_epochs", integer=True)
         if self.grad_sample_mode not in GRAD_SAMPLE_MODES:
             raise ConfigError(f"method.grad_sample_mode must be one of {GRAD_SAMPLE_MODES}, got "
                               f"{self.grad_sample_mode!r}")
@@ -565,9 +545,7 @@ class DPSGDBase(Method):
         if privacy.is_private and privacy.accountant not in DP_ACCOUNTANTS:
             raise ConfigError(f"privacy.accountant must be one of {DP_ACCOUNTANTS} for DP-SGD, got "
                               f"{privacy.accountant!r}")
-        if self.mechanism_seed is not None and (isinstance(self.mechanism_seed, bool)
-                                                or not isinstance(self.mechanism_seed, numbers.Integral)):
-            raise ConfigError(f"method.mechanism_seed must be an integer or null, got {self.mechanism_seed!r}")
+        check_mechanism_seed(self.mechanism_seed)
 
     def calibrate(self, n: int, privacy: PrivacyConfig) -> PrivacyReport:
         """The noise multiplier for the target ``(epsilon, delta)`` at this ``n``, batch and epochs."""
@@ -645,11 +623,7 @@ class DPSGDBase(Method):
         spent = module.epsilon_so_far()
         if not spent <= report.target_epsilon * (1 + 1e-9):
             raise RuntimeError(f"DP-SGD spent epsilon {spent} above the target {report.target_epsilon}")
-        randomness = "secret" if self.mechanism_seed is None else "seeded"
-        if randomness == "seeded":
-            warnings.warn(f"method.mechanism_seed={self.mechanism_seed} fixes the Poisson samples and the noise: "
-                          "the run is reproducible but not DP against whoever knows the seed", PrivacyWarning,
-                          stacklevel=2)
+        randomness = "secret" if self.mechanism_seed is None else "seeded"  # warned about in _make_private
         return {**report.as_dict(), "epsilon": spent, "steps": module.steps_taken, "private": True,
                 "max_grad_norm": float(self.max_grad_norm), "grad_sample_mode": self.grad_sample_mode,
                 "mechanism_randomness": randomness, "opacus_steps": module.opacus_steps()}
@@ -696,9 +670,9 @@ class DPSGDLoRA(DPSGDBase):
 
     def check(self, privacy: PrivacyConfig) -> None:
         super().check(privacy)
-        _positive(self.rank, "method.rank", integer=True)
+        check_positive(self.rank, "method.rank", integer=True)
         if self.alpha is not None:
-            _positive(self.alpha, "method.alpha")
+            check_positive(self.alpha, "method.alpha")
         if not self.lora_targets:
             raise ConfigError("method.lora_targets must name at least one module (e.g. to_q, to_k, to_v, to_out.0)")
 

@@ -10,7 +10,7 @@ once, each example selecting its own row: per-image TI for DPAgg-TI reuses it.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import lightning as L
@@ -20,8 +20,9 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from benchmark.config import PrivacyConfig
 from benchmark.data.datasets import BenchmarkDataset
-from benchmark.methods.base import Adaptation, Method, RunContext
+from benchmark.methods.base import Adaptation, Method, RunContext, check_positive
 from benchmark.models.backbone import Backbone
 
 # Generic templates in the spirit of the textual-inversion paper; "{caption}" is
@@ -195,10 +196,13 @@ class TextualInversion(Method):
     def templates_for(self, data: BenchmarkDataset) -> list[str]:
         return resolve_templates(self.templates, data)
 
+    def check(self, privacy: PrivacyConfig) -> None:
+        super().check(privacy)
+        check_positive(self.max_steps, "method.max_steps", integer=True)
+        check_positive(self.batch_size, "method.batch_size", integer=True)
+        check_positive(self.learning_rate, "method.learning_rate")
+
     def adapt(self, backbone: Backbone, data: BenchmarkDataset, ctx: RunContext) -> Adaptation:
-        if self.max_steps <= 0 or self.batch_size <= 0 or self.learning_rate <= 0:
-            raise ValueError("method.max_steps, method.batch_size and method.learning_rate must be > 0, got "
-                             f"{self.max_steps}, {self.batch_size}, {self.learning_rate}")
         concept = data.config.concept
         ids, init = backbone.add_placeholder_tokens([concept.placeholder], concept.initializer_token)
         dataset = TemplatePromptDataset(backbone, data, self.templates_for(data), [concept.placeholder],

@@ -8,6 +8,7 @@ Public API:
   :func:`calibrate_noisy_mean` (DPAgg-TI), :func:`noise_multiplier_for_sgd` and
   :func:`epsilon_spent` (DP-SGD).
 * :mod:`.validation` -- input checks naming config keys; :func:`check_delta_vs_n`.
+* :mod:`.randomness` -- secret or configured seeds for a release's subsample and noise.
 * :mod:`.audit` -- :func:`audit_epsilon_lower_bound`, an empirical lower bound on epsilon.
 """
 

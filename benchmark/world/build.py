@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
-from transformers import CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+from transformers import CLIPImageProcessor, CLIPProcessor, CLIPTokenizer
 
 from benchmark.world import generator as G
 from benchmark.world.architectures import (
