@@ -14,18 +14,7 @@ from benchmark.config import EvalConfig, ModelConfig
 from benchmark.data.datasets import BenchmarkDataset, EvalPrompt
 from benchmark.metrics import alignment, concept, detection, fidelity, memorization
 from benchmark.metrics.encoders import ClipImageFeatures, load_clip
-
-
-@dataclass
-class Generations:
-    """Generated images with, per image, the prompt it was drawn from."""
-
-    images: torch.Tensor  # uint8 NCHW
-    prompt_index: list[int]
-    texts: list[str]  # the text actually sampled (placeholder substituted)
-    folder: Path  # where the PNGs were written (clean-fid reads folders)
-    # Per-image statistics reported by the guidance (first_step_magnitude, triggered, ...).
-    stats: dict = field(default_factory=dict)
+from benchmark.sampling.generations import Generations  # noqa: F401
 
 
 class Evaluator:

@@ -134,12 +134,14 @@ def apply_knob_level(cfg) -> bool:
         return True
     level = int(level)
     table = cfg.get("sweep_knobs") or {}
-    knobs = table.get(cfg.method.name) or {}
+    # A guidance's knobs (memorization sweeps) if it has any, else the adaptation's.
+    group = "guidance" if table.get(cfg.guidance.name) else "method"
+    knobs = table.get(cfg[group].name) or {}
     if not knobs:
         return level == 0
     if any(level >= len(values) for values in knobs.values()):
         return False
     with open_dict(cfg):
         for key, values in knobs.items():
-            cfg.method[key] = values[level]
+            cfg[group][key] = values[level]
     return True

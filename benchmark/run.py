@@ -28,8 +28,9 @@ from benchmark.data.datasets import BenchmarkDataset, EvalPrompt, load_dataset
 from benchmark.evaluate import Evaluator, Generations
 from benchmark.lightning import distributed
 from benchmark.lightning.factories import make_logger, make_trainer_factory
-from benchmark.lightning.sampling_module import PromptSeedDataset, SamplingModule, collate_prompts
-from benchmark.methods.base import Adaptation, Method, RunContext
+from benchmark.sampling.predict import PromptSeedDataset, SamplingModule, collate_prompts
+from benchmark.adapt.base import Adaptation, AdaptationMethod, RunContext
+from benchmark.guidance.calibration import GuidanceMethod
 from benchmark.models.backbone import Backbone, load_backbone
 from benchmark.utils.io import atomic_write_bytes, atomic_write_json
 from benchmark.utils.provenance import config_hash, git_commit, package_versions
@@ -75,14 +76,18 @@ def _timed(timings: dict, stage: str):
     timings[f"time/{stage}_s"] = round(time.perf_counter() - start, 3)
 
 
-def build_method(method_cfg: DictConfig) -> Method:
-    """Instantiate ``cfg.method`` (``_target_``); a wrong key is a ConfigError naming it."""
+def build_method(node: DictConfig, group: str = "method"):
+    """Instantiate ``cfg.method`` (an adaptation) or ``cfg.guidance`` (``_target_``).
+
+    A wrong key is a ConfigError naming the group; so is a class of the other family.
+    """
+    family = {"method": AdaptationMethod, "guidance": GuidanceMethod}[group]
     try:
-        method = instantiate(method_cfg, _convert_="all")
+        method = instantiate(node, _convert_="all")
     except InstantiationException as err:
-        raise ConfigError(f"invalid method config ({method_cfg.get('_target_')}): {err.__cause__ or err}") from None
-    if not isinstance(method, Method):
-        raise ConfigError(f"method._target_={method_cfg.get('_target_')!r} is not a benchmark Method")
+        raise ConfigError(f"invalid {group} config ({node.get('_target_')}): {err.__cause__ or err}") from None
+    if not isinstance(method, family):
+        raise ConfigError(f"{group}._target_={node.get('_target_')!r} is not a {family.__name__}")
     return method
 
 
@@ -110,7 +115,7 @@ def bind_embeddings(backbone: Backbone, adaptation: Adaptation) -> None:
             table[token_id] = row.to(table)
 
 
-def generate(backbone: Backbone, method: Method, data: BenchmarkDataset, run: RunConfig,
+def generate(backbone: Backbone, guidance: GuidanceMethod, data: BenchmarkDataset, run: RunConfig,
              placeholder: str, make_trainer, output_dir: Path) -> Generations:
     prompt_index, seeds = sampling_plan(data.prompts, run.eval.num_images, run.eval.images_per_prompt, run.seed)
     texts = [data.prompts[i].text(placeholder) for i in prompt_index]
@@ -119,7 +124,7 @@ def generate(backbone: Backbone, method: Method, data: BenchmarkDataset, run: Ru
               for i in prompt_index]
     loader = DataLoader(PromptSeedDataset(texts, seeds, prompt_index, extras), batch_size=run.eval.sampler.batch_size,
                         collate_fn=collate_prompts)
-    module = SamplingModule(backbone, run.eval.sampler, method.guidance())
+    module = SamplingModule(backbone, run.eval.sampler, guidance.guidance())
     outputs = make_trainer(stage="sample").predict(module, dataloaders=loader)
     index = torch.cat([o["index"] for o in outputs])
     images = torch.cat([o["images"] for o in outputs])
@@ -188,28 +193,30 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
     run_cfg = validate_config(cfg)
     output_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    method = build_method(cfg.method)
+    method = build_method(cfg.method, "method")
+    guidance = build_method(cfg.guidance, "guidance")
     method.check(run_cfg.privacy)
-    method.check_sampler(run_cfg.eval.sampler)
+    guidance.check_sampler(run_cfg.eval.sampler)
     with distributed.distributed_session(run_cfg.strategy):
-        return _run_stages(cfg, run_cfg, resolved, method, output_dir)
+        return _run_stages(cfg, run_cfg, resolved, method, guidance, output_dir)
 
 
-def job_type(method: Method) -> str:
-    """The stages a job runs (W&B ``job_type``): adaptation methods adapt, guidance methods only sample."""
-    adapts = type(method).adapt is not Method.adapt
+def job_type(method: AdaptationMethod) -> str:
+    """The stages a job runs (W&B ``job_type``): ``adapt`` only when the adaptation learns something."""
+    adapts = type(method).adapt is not AdaptationMethod.adapt
     return "adapt-sample-evaluate" if adapts else "sample-evaluate"
 
 
-def _run_stages(cfg: DictConfig, run_cfg: RunConfig, resolved: dict, method: Method, output_dir: Path) -> dict:
+def _run_stages(cfg: DictConfig, run_cfg: RunConfig, resolved: dict, method: AdaptationMethod,
+                guidance: GuidanceMethod, output_dir: Path) -> dict:
     L.seed_everything(run_cfg.seed, workers=True, verbose=False)
     timings: dict[str, float] = {}
     with _timed(timings, "load"):
         backbone = load_backbone(run_cfg.model)
         data = load_dataset(run_cfg.dataset, run_cfg.model.resolution)
     epsilon = float(run_cfg.privacy.epsilon)
-    tags = [f"method:{method.name}", f"dataset:{data.name}", f"epsilon:{epsilon:g}", f"model:{backbone.name}"]
-    run_name = f"{method.name}-{data.name}-eps{epsilon:g}-s{run_cfg.seed}"
+    tags = [f"method:{method.name}", f"guidance:{guidance.name}", f"dataset:{data.name}", f"epsilon:{epsilon:g}", f"model:{backbone.name}"]
+    run_name = f"{method.name}-{guidance.name}-{data.name}-eps{epsilon:g}-s{run_cfg.seed}"
     group = cfg.get("group") or f"{method.name}-{data.name}"
     logger = make_logger(run_cfg.logger, output_dir, run_name, group=str(group), tags=tags,
                          resolved_config=resolved, job_type=job_type(method))
@@ -220,8 +227,10 @@ def _run_stages(cfg: DictConfig, run_cfg: RunConfig, resolved: dict, method: Met
         with _timed(timings, "adapt"):
             adaptation = method.adapt(backbone, data, ctx)
         bind_embeddings(backbone, adaptation)
+        with _timed(timings, "calibrate"):
+            guidance_metrics = guidance.calibrate(backbone, data, run_cfg.seed)
         with _timed(timings, "sample"):
-            gens = generate(backbone, method, data, run_cfg, method.placeholder_for(data, adaptation),
+            gens = generate(backbone, guidance, data, run_cfg, method.placeholder_for(data, adaptation),
                             make_trainer, output_dir)
         is_rank_zero = distributed.rank() == 0
         distributed.leave_process_group()
@@ -234,11 +243,12 @@ def _run_stages(cfg: DictConfig, run_cfg: RunConfig, resolved: dict, method: Met
             scores = evaluator(gens, data, data.prompts)
         timings["time/total_s"] = round(sum(timings.values()), 3)
         metrics = {
-            "method": method.name, "dataset": data.name, "model": backbone.name, "seed": run_cfg.seed,
+            "method": method.name, "guidance": guidance.name, "dataset": data.name, "model": backbone.name, "seed": run_cfg.seed,
             "privacy/epsilon": adaptation.privacy["epsilon"], "privacy/delta": adaptation.privacy["delta"],
             "privacy/target_epsilon": epsilon,
             **{f"privacy/{k}": v for k, v in adaptation.privacy.items() if k not in ("epsilon", "delta")},
-            **adaptation.metrics, **scores, **timings,
+            **adaptation.metrics, **guidance_metrics,
+            **scores, **timings,
             "config_hash": job_config_hash(resolved), "dataset_hash": data.content_hash,
             "git_commit": git_commit(), "world_recipe": world_recipe(backbone),
             **{f"version/{k}": v for k, v in package_versions().items()},

@@ -3,7 +3,7 @@
 
 For each method (``ti``: the placeholder row; ``lora``: LoRA r=4 on the UNet attention
 projections) and each Opacus grad-sample mode (``hooks``, ``ghost``, ``functorch``), one
-optimiser step of :class:`benchmark.methods.dpsgd.DPSGDModule` on a fixed batch
+optimiser step of :class:`benchmark.adapt.dpsgd.DPSGDModule` on a fixed batch
 (forward, per-example gradients, clipping, noise, AdamW) is timed against the same
 module without DP (``dp=None``: plain backward + AdamW, on its own copy of the model, free of Opacus' hooks). Each configuration runs in its
 own subprocess so that its peak memory is its own: peak RSS growth over the RSS just
@@ -73,10 +73,10 @@ def child(method: str, mode: str, model: str, batch: int, steps: int, warmup: in
 
     from benchmark.config import ModelConfig, compose_config, validate_config
     from benchmark.data.datasets import load_dataset
-    from benchmark.methods.base import RunContext
-    from benchmark.methods.dpsgd import (Denoiser, DPSettings, DPSGDLoRA, DPSGDModule, DPSGDTextualInversion,
+    from benchmark.adapt.base import RunContext
+    from benchmark.adapt.dpsgd import (Denoiser, DPSettings, DPSGDLoRA, DPSGDModule, DPSGDTextualInversion,
                                          LatentPromptDataset)
-    from benchmark.methods.textual_inversion import TemplatePromptDataset
+    from benchmark.adapt.textual_inversion import TemplatePromptDataset
     from benchmark.models.backbone import load_backbone
 
     torch.manual_seed(0)

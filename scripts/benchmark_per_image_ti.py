@@ -37,9 +37,9 @@ sys.path.insert(0, str(REPO))
 from benchmark.config import compose_config, validate_config  # noqa: E402
 from benchmark.data.datasets import load_dataset  # noqa: E402
 from benchmark.lightning.factories import make_trainer_factory  # noqa: E402
-from benchmark.methods.base import RunContext  # noqa: E402
-from benchmark.methods.dpagg_ti import DPAggTI, train_per_image_embeddings  # noqa: E402
-from benchmark.methods.textual_inversion import resolve_templates  # noqa: E402
+from benchmark.adapt.base import RunContext  # noqa: E402
+from benchmark.adapt.dpagg_ti import DPAggTI, train_per_image_embeddings  # noqa: E402
+from benchmark.adapt.textual_inversion import resolve_templates  # noqa: E402
 from benchmark.models.backbone import PACKAGED_WORLD, load_backbone  # noqa: E402
 from benchmark.utils.io import atomic_write_json  # noqa: E402
 

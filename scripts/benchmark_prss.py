@@ -24,8 +24,8 @@ sys.path.insert(0, str(REPO))
 
 from benchmark.config import DatasetConfig, ModelConfig, SamplerConfig, WorldSourceConfig  # noqa: E402
 from benchmark.data.datasets import load_dataset  # noqa: E402
-from benchmark.methods.base import RunContext  # noqa: E402
-from benchmark.methods.prss import PRSS  # noqa: E402
+from benchmark.adapt.base import RunContext  # noqa: E402
+from benchmark.guidance.prss import PRSS  # noqa: E402
 from benchmark.models.backbone import load_backbone  # noqa: E402
 from benchmark.sampling.sampler import Guidance, generate_images  # noqa: E402
 

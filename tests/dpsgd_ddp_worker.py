@@ -25,9 +25,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmark.config import ModelConfig  # noqa: E402
 from benchmark.data.datasets import load_dataset  # noqa: E402
-from benchmark.methods.dpsgd import (  # noqa: E402
+from benchmark.adapt.dpsgd import (  # noqa: E402
     Denoiser, DPSettings, DPSGDModule, LatentPromptDataset, _rank_and_world)
-from benchmark.methods.textual_inversion import PlaceholderEmbedding, TemplatePromptDataset  # noqa: E402
+from benchmark.adapt.textual_inversion import PlaceholderEmbedding, TemplatePromptDataset  # noqa: E402
 from benchmark.models.backbone import load_backbone  # noqa: E402
 from tests.conftest import SMOKE, compose  # noqa: E402
 

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from benchmark.methods.dpagg_ti import bound_embeddings, draw_subset, release_embedding
+from benchmark.adapt.dpagg_ti import bound_embeddings, draw_subset, release_embedding
 from benchmark.privacy import audit_epsilon_lower_bound, calibrate_noisy_mean
 
 DELTA = 1e-5

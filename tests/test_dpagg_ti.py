@@ -15,10 +15,10 @@ from safetensors.torch import load_file
 from benchmark.config import ModelConfig, validate_config
 from benchmark.data.datasets import load_dataset
 from benchmark.lightning.factories import make_trainer_factory
-from benchmark.methods.base import RunContext
-from benchmark.methods.dpagg_ti import DPAggTI, PerImageStepDataset, train_per_image_embeddings
-from benchmark.methods.embedding_cache import cache_key, model_identity
-from benchmark.methods.textual_inversion import TextualInversionModule
+from benchmark.adapt.base import RunContext
+from benchmark.adapt.dpagg_ti import DPAggTI, PerImageStepDataset, train_per_image_embeddings
+from benchmark.adapt.embedding_cache import cache_key, model_identity
+from benchmark.adapt.textual_inversion import TextualInversionModule
 from benchmark.models.backbone import load_backbone
 from benchmark.privacy import PrivacyWarning
 from tests.conftest import SMOKE, compose
@@ -108,7 +108,7 @@ def test_a_second_epsilon_reuses_the_cache_and_trains_nothing(micro_world, tmp_p
     def must_not_train(*args, **kwargs):
         raise AssertionError("the second epsilon trained per-image embeddings")
 
-    monkeypatch.setattr("benchmark.methods.dpagg_ti.train_per_image_embeddings", must_not_train)
+    monkeypatch.setattr("benchmark.adapt.dpagg_ti.train_per_image_embeddings", must_not_train)
     backbone, data, ctx = _setup(tmp_path / "eps4", ["privacy=dp", "privacy.epsilon=4"])
     second = method.adapt(backbone, data, ctx)
     assert second.metrics["adapt/cache_hit"] == 1 and second.metrics["adapt/per_image_train_s"] == 0
@@ -199,7 +199,7 @@ def test_delta_at_least_one_over_n_warns_and_says_why(micro_world, tmp_path):
 
 
 def test_default_radius_is_the_models_embedding_radius_else_the_vocabulary_mean_norm(micro_world, tmp_path):
-    from benchmark.methods.dpagg_ti import vocabulary_mean_norm
+    from benchmark.adapt.dpagg_ti import vocabulary_mean_norm
 
     backbone, data, ctx = _setup(tmp_path, ["privacy=dp"])
     assert backbone.embedding_radius == 3.0  # conf/model/micro.yaml, as the shipped world

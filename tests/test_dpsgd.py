@@ -13,11 +13,11 @@ from torch.utils.data import default_collate
 from benchmark.config import ConfigError, ModelConfig, PrivacyConfig, StrategyConfig, validate_config
 from benchmark.data.datasets import load_dataset
 from benchmark.lightning.factories import make_trainer_factory
-from benchmark.methods.base import RunContext
-from benchmark.methods.dpsgd import (
+from benchmark.adapt.base import RunContext
+from benchmark.adapt.dpsgd import (
     Denoiser, DPSettings, DPSGDLoRA, DPSGDModule, DPSGDTextualInversion,
     LatentPromptDataset, check_opacus_compatible, check_trainer_compatible, sample_rate_and_steps)
-from benchmark.methods.textual_inversion import PlaceholderEmbedding, TemplatePromptDataset
+from benchmark.adapt.textual_inversion import PlaceholderEmbedding, TemplatePromptDataset
 from benchmark.models.backbone import load_backbone
 from benchmark.privacy import epsilon_spent
 from tests.conftest import SMOKE, compose

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from benchmark.config import ConfigError, ModelConfig, SamplerConfig
-from benchmark.methods.memorization_baselines import (GaussianEmbeddingNoiseGuidance, PromptEmbeddingOptimisation,
+from benchmark.guidance.baselines import (GaussianEmbeddingNoiseGuidance, PromptEmbeddingOptimisation,
                                                       perturb_prompt, tokenizer_words)
 from benchmark.models.backbone import load_backbone
 from benchmark.sampling.sampler import Guidance, sample_latents
@@ -75,27 +75,27 @@ def test_pe_lowers_the_magnitude_per_image_and_stops_below_the_target(micro):
 
 
 def test_prss_end_to_end_reports_detection_trigger_and_group_scores(run_job):
-    metrics, out = run_job(["method=prss", "dataset=tiny_memorized", "dataset.world.num_adapt=4",
-                            "eval.images_per_prompt=1", "eval.fid=false", "method.calibration_images=8"])
+    metrics, out = run_job(["guidance=prss", "dataset=tiny_memorized", "dataset.world.num_adapt=4",
+                            "eval.images_per_prompt=1", "eval.fid=false", "guidance.calibration_images=8"])
     for key in ("eval/detection_auc", "eval/trigger_fraction", "eval/memorized_trigger_fraction",
                 "eval/control_trigger_fraction", "eval/memorized_clip_score", "eval/control_clip_score",
-                "eval/memorized_fraction_copied", "adapt/lambda_ss", "adapt/tau"):
+                "eval/memorized_fraction_copied", "guidance/lambda_ss", "guidance/tau"):
         assert key in metrics, key
     assert 0 <= metrics["eval/detection_auc"] <= 1
-    assert json.loads((out / "metrics.json").read_text())["method"] == "prss"
+    assert json.loads((out / "metrics.json").read_text())["guidance"] == "prss"
 
 
 def test_prss_bad_thresholds_fail_without_metrics(run_job, tmp_path):
-    with pytest.raises(ConfigError, match="method.lambda_pr"):
-        run_job(["method=prss", "dataset=tiny_memorized", "dataset.world.num_adapt=4", "method.lambda_pr=5",
-                 "method.tau=5"])
+    with pytest.raises(ConfigError, match="guidance.lambda_pr"):
+        run_job(["guidance=prss", "dataset=tiny_memorized", "dataset.world.num_adapt=4", "guidance.lambda_pr=5",
+                 "guidance.tau=5"])
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
 @pytest.mark.parametrize("method", ["none", "pe", "rna", "rt", "cwr", "gni"])
 def test_every_memorization_method_runs_end_to_end(run_job, method):
-    metrics, _ = run_job([f"method={method}", "dataset=tiny_memorized", "dataset.world.num_adapt=4",
-                          "eval.images_per_prompt=1", "eval.fid=false", "method.calibration_images=8"
+    metrics, _ = run_job([f"guidance={method}", "dataset=tiny_memorized", "dataset.world.num_adapt=4",
+                          "eval.images_per_prompt=1", "eval.fid=false", "guidance.calibration_images=8"
                           if method == "pe" else "seed=0"])
-    assert metrics["method"] == method and "eval/memorized_clip_score" in metrics
+    assert metrics["guidance"] == method and "eval/memorized_clip_score" in metrics
     assert "eval/detection_auc" in metrics

@@ -73,8 +73,8 @@ def test_sdv1_500_template_runs_on_a_user_folder(run_job, tmp_path):
         {"caption": "a famous poster", "images": ["gt/a.png"], "caption1": "a well known poster"},
         {"caption": "a dog on grass", "memorized": False, "caption1": "a puppy on a lawn"},
     ])
-    metrics, _ = run_job(["method=prss", "dataset=sdv1_500_memorized", f"dataset.path={tmp_path / 'sd500'}",
-                          "eval.images_per_prompt=2", "eval.fid=false", "method.calibration_images=2"])
+    metrics, _ = run_job(["guidance=prss", "dataset=sdv1_500_memorized", f"dataset.path={tmp_path / 'sd500'}",
+                          "eval.images_per_prompt=2", "eval.fid=false", "guidance.calibration_images=2"])
     assert metrics["dataset"] == "sdv1_500_memorized" and "eval/memorized_fraction_copied" in metrics
     assert "eval/control_clip_score" in metrics and "eval/detection_auc" in metrics
     with pytest.raises(DatasetError, match="folder does not exist"):

@@ -5,8 +5,8 @@ import torch
 
 from benchmark.config import ConfigError, ModelConfig, SamplerConfig
 from benchmark.data.datasets import DatasetError
-from benchmark.methods.guidance_method import Calibration, parse_threshold
-from benchmark.methods.prss import PRSS, PRSSGuidance, prompt_reanchoring, select_candidate
+from benchmark.guidance.calibration import Calibration, parse_threshold
+from benchmark.guidance.prss import PRSS, PRSSGuidance, prompt_reanchoring, select_candidate
 from benchmark.models.backbone import load_backbone
 from benchmark.sampling.sampler import Guidance, sample_latents
 
@@ -67,7 +67,7 @@ def test_threshold_specs_absolute_and_quantile():
 
 def test_bad_thresholds_and_guidance_scale_are_config_errors():
     m = PRSS(lambda_ss=1.0, lambda_pr=5.0, tau=5.0)
-    with pytest.raises(ConfigError, match=r"method.lambda_pr .* must be below\s+method.tau"):
+    with pytest.raises(ConfigError, match=r"guidance.lambda_pr .* must be below\s+guidance.tau"):
         m.validate_thresholds({"lambda_ss": 1.0, "lambda_pr": 5.0, "tau": 5.0})
     PRSS(prompt_reanchoring=False).validate_thresholds({"lambda_ss": 1, "lambda_pr": 5, "tau": 5})  # PR off: unused
     with pytest.raises(ConfigError, match="guidance_scale > 1"):
@@ -165,7 +165,7 @@ def test_empty_paraphrase_list_names_the_prompt(micro):
 
 
 def test_nearest_neighbour_paraphrases_rank_the_pool_by_text_embedding(micro):
-    from benchmark.methods.prss import CaptionPoolSearch
+    from benchmark.guidance.prss import CaptionPoolSearch
 
     pool = ["the quiet harbor of marlow", "a photo of the calm port of marlow", "a red circle", "a blue star",
             "the old tower of avalon"]
@@ -182,9 +182,9 @@ def test_nearest_neighbour_paraphrases_rank_the_pool_by_text_embedding(micro):
 
 
 def test_prss_with_nearest_neighbour_paraphrases_runs_end_to_end(run_job):
-    metrics, _ = run_job(["method=prss", "dataset=tiny_memorized", "dataset.world.num_adapt=4",
-                          "eval.images_per_prompt=1", "eval.fid=false", "method.paraphrases=nearest",
-                          "method.num_paraphrases=4", "method.lambda_ss=q0.5", "method.calibration_images=8"])
+    metrics, _ = run_job(["guidance=prss", "dataset=tiny_memorized", "dataset.world.num_adapt=4",
+                          "eval.images_per_prompt=1", "eval.fid=false", "guidance.paraphrases=nearest",
+                          "guidance.num_paraphrases=4", "guidance.lambda_ss=q0.5", "guidance.calibration_images=8"])
     assert metrics["eval/trigger_fraction"] > 0
 
 
@@ -193,7 +193,7 @@ def test_tiny_world_detection_and_prss_mitigation(run_job, tmp_path):
     common = ["model=tiny", "dataset=tiny_memorized", "dataset.world.num_adapt=16", "eval.images_per_prompt=1",
               "eval.fid=false", "eval.sampler.num_inference_steps=25"]
     none, _ = run_job(["method=none", *common], tmp_path / "none")
-    prss, _ = run_job(["method=prss", *common], tmp_path / "prss")
+    prss, _ = run_job(["guidance=prss", *common], tmp_path / "prss")
     assert none["eval/detection_auc"] >= 0.9
     assert none["eval/memorized_fraction_copied"] >= 0.8
     assert prss["eval/memorized_fraction_copied"] <= none["eval/memorized_fraction_copied"] - 0.5

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from benchmark.config import ModelConfig
-from benchmark.methods.textual_inversion import PlaceholderEmbedding, TextualInversion
+from benchmark.adapt.textual_inversion import PlaceholderEmbedding, TextualInversion
 from benchmark.models.backbone import load_backbone
 
 
@@ -27,7 +27,7 @@ def test_ti_changes_only_the_placeholder_row(tmp_path, micro_world):
     from benchmark.config import validate_config
     from benchmark.data.datasets import load_dataset
     from benchmark.lightning.factories import make_trainer_factory
-    from benchmark.methods.base import RunContext
+    from benchmark.adapt.base import RunContext
     from tests.conftest import SMOKE, compose
 
     bb = load_backbone(ModelConfig(name="micro", pretrained="builtin:micro", resolution=32))

@@ -29,7 +29,7 @@ release non-private against whoever knows the seed (reported as
 ``privacy/mechanism_randomness: seeded`` with a warning).
 
 The per-image embeddings are private and noiseless: they live only in the owner-only
-cache (:mod:`benchmark.methods.embedding_cache`); nothing computed from them other than
+cache (:mod:`benchmark.adapt.embedding_cache`); nothing computed from them other than
 the DP release is logged, reported or written to the run directory.
 """
 
@@ -48,9 +48,9 @@ from torch.utils.data import DataLoader, Dataset
 from benchmark.config import ConfigError, PrivacyConfig
 from benchmark.data.datasets import BenchmarkDataset
 from benchmark.lightning import distributed
-from benchmark.methods.base import Adaptation, Method, RunContext, check_positive
-from benchmark.methods.embedding_cache import EmbeddingCache, cache_key, model_identity
-from benchmark.methods.textual_inversion import TextualInversionModule, fill_template, resolve_templates
+from benchmark.adapt.base import Adaptation, AdaptationMethod, RunContext, check_positive
+from benchmark.adapt.embedding_cache import EmbeddingCache, cache_key, model_identity
+from benchmark.adapt.textual_inversion import TextualInversionModule, fill_template, resolve_templates
 from benchmark.models.backbone import Backbone
 from benchmark.privacy import PrivacyReport, calibrate_noisy_mean, sensitivity_of_mean
 from benchmark.privacy.accountants import ACCOUNTANTS, NEIGHBOURING
@@ -258,7 +258,7 @@ def train_per_image_embeddings(backbone: Backbone, mu: torch.Tensor, sd: torch.T
 
 
 @dataclass
-class DPAggTI(Method):
+class DPAggTI(AdaptationMethod):
     """``method=dpagg_ti``: per-image TI, bounded, subsampled, Gaussian noisy mean (METHODS.md)."""
 
     name: str = "dpagg_ti"
@@ -401,5 +401,4 @@ class DPAggTI(Method):
             metrics={"adapt/num_images": n, "adapt/subsample_size": m, "adapt/clip_radius": radius,
                      "adapt/released_norm": float(released.norm()), "adapt/cache_hit": int(hit),
                      "adapt/per_image_train_s": round(train_s, 3), "adapt/per_image_steps": self.max_steps},
-            released_files=[path],
         )

@@ -1,8 +1,8 @@
-"""Shared machinery of the guidance-only methods (PRSS and the memorization baselines).
+"""The guidance family: how each denoising step is guided (plain CFG, PRSS, PE, ...).
 
-They adapt nothing; ``adapt`` only keeps the backbone (their guidance encodes new
-prompts) and, when a threshold is given as a quantile, calibrates it on the
-magnitudes of non-memorized prompts.
+A guidance method adapts nothing. Before sampling, :meth:`GuidanceMethod.calibrate`
+keeps the backbone (its guidance may encode new prompts) and, when a threshold is given
+as a quantile, calibrates it on the magnitudes of non-memorized prompts.
 
 A threshold is either a number (absolute, in the model's magnitude units) or a quantile
 spec ``"q0.95"`` (the 0.95-quantile of the calibration magnitudes) or ``"2.5q0.95"``
@@ -21,7 +21,6 @@ import torch
 
 from benchmark.config import ConfigError, SamplerConfig
 from benchmark.data.datasets import BenchmarkDataset
-from benchmark.methods.base import Adaptation, Method, RunContext
 from benchmark.models.backbone import Backbone
 from benchmark.sampling.sampler import Guidance, GuidanceInputs, noise_magnitude, sample_latents
 
@@ -92,27 +91,33 @@ def calibrate(backbone: Backbone, prompts: list[str], seeds: list[int], sampler:
     return Calibration(torch.cat(first), torch.cat(every))
 
 
-class GuidanceMethod(Method):
-    """A method that only changes sampling. Subclasses set ``threshold_keys`` and build a guidance."""
+class GuidanceMethod:
+    """A guidance method (``guidance=...``); the base is plain classifier-free guidance.
 
+    Subclasses with thresholds set ``threshold_keys`` and build their per-step rule in
+    :meth:`guidance`.
+    """
+
+    name = "none"
     # (config attribute, official absolute default, offline-world default) for "auto".
     threshold_keys: tuple[tuple[str, float, str], ...] = ()
     calibration_prompts: Optional[list[str]] = None
     calibration_images: int = 64
 
     def check_sampler(self, sampler: SamplerConfig) -> None:
-        # Called before adapt: calibration samples with the run's own sampler settings.
+        # Called before calibrate: calibration samples with the run's own sampler settings.
         self._sampler = sampler
 
     def threshold_spec(self, key: str, official: float, world: str, is_world: bool):
         value = getattr(self, key)
         if value == "auto":
             return world if is_world else official
-        parse_threshold(value, f"method.{key}")
+        parse_threshold(value, f"guidance.{key}")
         return value
 
-    def adapt(self, backbone: Backbone, data: BenchmarkDataset, ctx: RunContext) -> Adaptation:
-        self._backbone, self._data, self._seed = backbone, data, ctx.seed
+    def calibrate(self, backbone: Backbone, data: BenchmarkDataset, seed: int) -> dict:
+        """Resolve the thresholds (sampling calibration prompts if one is a quantile); returns metrics."""
+        self._backbone, self._data, self._seed = backbone, data, seed
         is_world = backbone.world_dir is not None
         specs = {k: self.threshold_spec(k, off, world, is_world) for k, off, world in self.threshold_keys}
         needs_calibration = any(parse_threshold(v, k)[0] == "quantile" for k, v in specs.items())
@@ -121,14 +126,14 @@ class GuidanceMethod(Method):
         if needs_calibration:
             prompts = self.calibration_prompt_list(data)
             # Seeds far from the evaluation seeds (seed * 1_000_003 + i): calibration never sees an eval draw.
-            seeds = [ctx.seed * 1_000_003 + 700_000 + i for i in range(len(prompts))]
+            seeds = [seed * 1_000_003 + 700_000 + i for i in range(len(prompts))]
             calibration = calibrate(backbone, prompts, seeds, getattr(self, "_sampler", SamplerConfig()))
-            metrics["adapt/calibration_images"] = len(prompts)
-        self.thresholds = {k: calibration.resolve(v, f"method.{k}", every_step=k in self.every_step_keys)
+            metrics["guidance/calibration_images"] = len(prompts)
+        self.thresholds = {k: calibration.resolve(v, f"guidance.{k}", every_step=k in self.every_step_keys)
                            for k, v in specs.items()}
         self.validate_thresholds(self.thresholds)
-        metrics.update({f"adapt/{k}": v for k, v in self.thresholds.items()})
-        return Adaptation(metrics=metrics)
+        metrics.update({f"guidance/{k}": v for k, v in self.thresholds.items()})
+        return metrics
 
     every_step_keys: tuple[str, ...] = ()
 
@@ -143,12 +148,15 @@ class GuidanceMethod(Method):
             base = [p.text() for p in data.prompts if p.memorized is False]
         if not base:
             raise ConfigError(f"method={self.name}: a quantile threshold needs non-memorized prompts to calibrate "
-                              "on; the dataset has no prompt with memorized: false and method.calibration_prompts "
+                              "on; the dataset has no prompt with memorized: false and guidance.calibration_prompts "
                               "is empty")
         if int(self.calibration_images) <= 0:
-            raise ConfigError(f"method.calibration_images must be a positive integer, got {self.calibration_images!r}")
+            raise ConfigError(f"guidance.calibration_images must be a positive integer, got {self.calibration_images!r}")
         # Cycle the prompts (each with its own seed) up to the requested number of images.
         return [base[i % len(base)] for i in range(int(self.calibration_images))]
+
+    def guidance(self) -> Guidance:
+        return Guidance()
 
     def encoder(self):
         if not hasattr(self, "_backbone"):

@@ -1,4 +1,4 @@
-"""``method=prss``: Prompt Re-anchoring (PR) and Semantic Search (SS) against memorization.
+"""``guidance=prss``: Prompt Re-anchoring (PR) and Semantic Search (SS) against memorization.
 
 Chen et al., "Enhancing Privacy-Utility Trade-offs to Mitigate Memorization in Diffusion
 Models" (CVPR 2025); equations as in METHODS.md (from the official code):
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from benchmark.config import ConfigError, SamplerConfig
 from benchmark.data.datasets import DatasetError
-from benchmark.methods.guidance_method import GuidanceMethod
+from benchmark.guidance.calibration import GuidanceMethod
 from benchmark.sampling.sampler import Guidance, GuidanceInputs, noise_magnitude
 
 
@@ -230,18 +230,18 @@ class PRSS(GuidanceMethod):
     def check_sampler(self, sampler: SamplerConfig) -> None:
         super().check_sampler(sampler)
         if self.prompt_reanchoring and float(sampler.guidance_scale) <= 1:
-            raise ConfigError(f"method=prss with prompt_reanchoring needs eval.sampler.guidance_scale > 1 "
+            raise ConfigError(f"guidance=prss with prompt_reanchoring needs eval.sampler.guidance_scale > 1 "
                               f"(PR divides by s - 1), got {sampler.guidance_scale}")
         if self.paraphrases not in ("dataset", "nearest"):
-            raise ConfigError(f"method.paraphrases must be 'dataset' or 'nearest', got {self.paraphrases!r}")
+            raise ConfigError(f"guidance.paraphrases must be 'dataset' or 'nearest', got {self.paraphrases!r}")
         if min(int(self.num_paraphrases), int(self.candidate_batch_size), int(self.candidate_chunk)) <= 0:
-            raise ConfigError("method.num_paraphrases, candidate_batch_size and candidate_chunk must be positive "
+            raise ConfigError("guidance.num_paraphrases, candidate_batch_size and candidate_chunk must be positive "
                               "integers")
 
     def validate_thresholds(self, t: dict[str, float]) -> None:
         if self.prompt_reanchoring and t["lambda_pr"] >= t["tau"]:
-            raise ConfigError(f"method.lambda_pr ({self.lambda_pr} -> {t['lambda_pr']:.4g}) must be below "
-                              f"method.tau ({self.tau} -> {t['tau']:.4g}): PR interpolates between them")
+            raise ConfigError(f"guidance.lambda_pr ({self.lambda_pr} -> {t['lambda_pr']:.4g}) must be below "
+                              f"guidance.tau ({self.tau} -> {t['tau']:.4g}): PR interpolates between them")
 
     def caption_pool_list(self) -> list[str]:
         if self.caption_pool is None:
@@ -249,7 +249,7 @@ class PRSS(GuidanceMethod):
         if isinstance(self.caption_pool, str):
             path = Path(self.caption_pool).expanduser()
             if not path.is_file():
-                raise ConfigError(f"method.caption_pool={self.caption_pool!r}: no such file (one caption per line)")
+                raise ConfigError(f"guidance.caption_pool={self.caption_pool!r}: no such file (one caption per line)")
             return [line.strip() for line in path.read_text().splitlines() if line.strip()]
         return [str(c) for c in self.caption_pool]
 
@@ -263,8 +263,8 @@ class PRSS(GuidanceMethod):
 
             def candidates(batch, i):
                 if "paraphrases" not in batch:
-                    raise DatasetError("method=prss with paraphrases=dataset needs a memorization dataset "
-                                       "(prompts with paraphrases); use method.paraphrases=nearest otherwise")
+                    raise DatasetError("guidance=prss with paraphrases=dataset needs a memorization dataset "
+                                       "(prompts with paraphrases); use guidance.paraphrases=nearest otherwise")
                 return list(batch["paraphrases"][i])[:k]
         t = self.thresholds
         return PRSSGuidance(backbone.encode_prompts, candidates, t["lambda_ss"], t["lambda_pr"], t["tau"],

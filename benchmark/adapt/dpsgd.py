@@ -47,8 +47,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from benchmark.config import ConfigError, PrivacyConfig, StrategyConfig
 from benchmark.data.datasets import BenchmarkDataset
-from benchmark.methods.base import Adaptation, Method, RunContext, check_positive
-from benchmark.methods.textual_inversion import (PlaceholderEmbedding, PlaceholderRows, TemplatePromptDataset,
+from benchmark.adapt.base import Adaptation, AdaptationMethod, RunContext, check_positive
+from benchmark.adapt.textual_inversion import (PlaceholderEmbedding, PlaceholderRows, TemplatePromptDataset,
                                                  noisy_latents_and_target, resolve_templates)
 from benchmark.models.backbone import Backbone
 from benchmark.privacy import PrivacyReport, epsilon_spent, noise_multiplier_for_sgd
@@ -509,7 +509,7 @@ def sample_rate_and_steps(n: int, batch_size: int, epochs: int) -> tuple[float, 
 
 
 @dataclass
-class DPSGDBase(Method):
+class DPSGDBase(AdaptationMethod):
     """What ``dpsgd_ti``, ``dpsgd_lora`` and ``lora`` share: settings, checks, calibration, training."""
 
     name: str = "dpsgd"
@@ -655,7 +655,6 @@ class DPSGDTextualInversion(DPSGDBase):
             metrics={"adapt/steps": module.steps_taken, "adapt/epochs": int(self.epochs),
                      "adapt/embedding_norm": float(learned.norm()),
                      "adapt/epsilon_by_epoch": json.dumps(module.epsilon_history)},
-            released_files=[path],
         )
 
 
@@ -707,13 +706,11 @@ class DPSGDLoRA(DPSGDBase):
         for p in backbone.unet.parameters():
             p.requires_grad_(False)
         privacy = self.privacy_of(module, report)
-        released = []
         state = self.lora_state(backbone)
         if privacy["private"]:
             # Only a DP-trained adapter is released; a non-private one stays in memory (DESIGN.md).
             path = ctx.output_dir / "lora_weights.safetensors"
             save_file(state, path)
-            released.append(path)
         lora_norm = math.sqrt(sum(float(v.float().pow(2).sum()) for v in state.values()))
         # The adapted UNet stays in the backbone: sampling uses it.
         return Adaptation(
@@ -721,7 +718,6 @@ class DPSGDLoRA(DPSGDBase):
             metrics={"adapt/steps": module.steps_taken, "adapt/epochs": int(self.epochs),
                      "adapt/lora_parameters": sum(v.numel() for v in state.values()), "adapt/lora_norm": lora_norm,
                      "adapt/epsilon_by_epoch": json.dumps(module.epsilon_history)},
-            released_files=released,
         )
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from benchmark.config import ConfigError
-from benchmark.methods.guidance_method import GuidanceMethod
+from benchmark.guidance.calibration import GuidanceMethod
 from benchmark.sampling.sampler import Guidance, GuidanceInputs, noise_magnitude
 
 _SALT = 0x5EED  # keeps the baselines' draws apart from the image's initial noise
@@ -153,7 +153,7 @@ class PromptEmbeddingOptimisation(Guidance):
 
 @dataclass
 class PromptEmbeddingOptimisationMethod(GuidanceMethod):
-    """``method=pe``; strength knob ``target_loss`` (lower: stronger)."""
+    """``guidance=pe``; strength knob ``target_loss`` (lower: stronger)."""
 
     name: str = "pe"
     target_loss: Union[float, str] = "auto"
@@ -166,7 +166,7 @@ class PromptEmbeddingOptimisationMethod(GuidanceMethod):
 
     def guidance(self) -> Guidance:
         if int(self.max_iterations) < 0 or float(self.lr) <= 0:
-            raise ConfigError("method.max_iterations must be >= 0 and method.lr > 0")
+            raise ConfigError("guidance.max_iterations must be >= 0 and guidance.lr > 0")
         return PromptEmbeddingOptimisation(self.thresholds["target_loss"], float(self.lr), int(self.max_iterations))
 
 
@@ -185,7 +185,7 @@ def tokenizer_words(tokenizer) -> list[str]:
 
 @dataclass
 class PromptPerturbationMethod(GuidanceMethod):
-    """``method=rna|rt|cwr``; strength knob ``k`` (tokens inserted)."""
+    """``guidance=rna|rt|cwr``; strength knob ``k`` (tokens inserted)."""
 
     name: str = "rna"
     kind: str = "rna"
@@ -193,9 +193,9 @@ class PromptPerturbationMethod(GuidanceMethod):
 
     def guidance(self) -> Guidance:
         if self.kind not in ("rna", "rt", "cwr"):
-            raise ConfigError(f"method.kind must be rna, rt or cwr; got {self.kind!r}")
+            raise ConfigError(f"guidance.kind must be rna, rt or cwr; got {self.kind!r}")
         if int(self.k) < 0:
-            raise ConfigError(f"method.k must be >= 0, got {self.k!r}")
+            raise ConfigError(f"guidance.k must be >= 0, got {self.k!r}")
         backbone = self.encoder()
         vocabulary = tokenizer_words(backbone.tokenizer) if self.kind == "rt" else []
         return PromptPerturbationGuidance(backbone.encode_prompts, self.kind, int(self.k), vocabulary)
@@ -203,12 +203,12 @@ class PromptPerturbationMethod(GuidanceMethod):
 
 @dataclass
 class GaussianEmbeddingNoiseMethod(GuidanceMethod):
-    """``method=gni``; strength knob ``scale`` (lambda)."""
+    """``guidance=gni``; strength knob ``scale`` (lambda)."""
 
     name: str = "gni"
     scale: float = 0.1
 
     def guidance(self) -> Guidance:
         if float(self.scale) < 0:
-            raise ConfigError(f"method.scale must be >= 0, got {self.scale!r}")
+            raise ConfigError(f"guidance.scale must be >= 0, got {self.scale!r}")
         return GaussianEmbeddingNoiseGuidance(float(self.scale))

@@ -1,32 +1,17 @@
-"""What every method provides: an adaptation step and a guidance rule for sampling."""
+"""The adaptation family: a method that learns something from the (private) images before sampling."""
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 import torch
 
-from benchmark.config import ConfigError, PrivacyConfig, StrategyConfig
+from benchmark.config import PrivacyConfig, StrategyConfig
+from benchmark.utils.checks import check_positive  # noqa: F401  (re-exported for the methods)
 from benchmark.data.datasets import BenchmarkDataset
 from benchmark.models.backbone import Backbone
-from benchmark.sampling.sampler import Guidance
-
-
-def check_positive(value, key: str, integer: bool = False, why: str = ""):
-    """A method hyperparameter that must be finite and > 0 (an integer when ``integer``).
-
-    Raises ``ConfigError`` naming ``key`` (``why`` is appended to the message); returns
-    the value as an int or float.
-    """
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind) or not (0 < value < math.inf):
-        raise ConfigError(f"{key} must be a {'positive integer' if integer else 'finite number > 0'}{why}, "
-                          f"got {value!r}")
-    return int(value) if integer else float(value)
 
 
 @dataclass
@@ -52,11 +37,13 @@ class Adaptation:
     embeddings: dict[str, torch.Tensor] = field(default_factory=dict)
     privacy: dict = field(default_factory=lambda: {"epsilon": float("inf"), "delta": 0.0, "private": False})
     metrics: dict = field(default_factory=dict)
-    released_files: list[Path] = field(default_factory=list)
 
 
-class Method:
-    """A benchmarked method. Subclasses override ``adapt`` and/or ``guidance``."""
+class AdaptationMethod:
+    """An adaptation method (``method=...``): learns an embedding, an adapter or nothing.
+
+    Subclasses override :meth:`adapt`; the base adapts nothing (``method=none``).
+    """
 
     name = "base"
     private = False
@@ -69,14 +56,8 @@ class Method:
                 "use privacy=none (epsilon=inf) or a DP method"
             )
 
-    def check_sampler(self, sampler) -> None:
-        """Refuse sampler settings the method's guidance cannot work with (e.g. PRSS needs s > 1)."""
-
     def adapt(self, backbone: Backbone, data: BenchmarkDataset, ctx: RunContext) -> Adaptation:
         return Adaptation()
-
-    def guidance(self) -> Guidance:
-        return Guidance()
 
     def placeholder_for(self, data: BenchmarkDataset, adaptation: Optional[Adaptation]) -> str:
         """Text put where an evaluation prompt has ``{}``: the learned token, or nothing."""

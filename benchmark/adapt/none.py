@@ -2,11 +2,11 @@
 
 from dataclasses import dataclass
 
-from benchmark.methods.base import Method
+from benchmark.adapt.base import AdaptationMethod
 
 
 @dataclass
-class BaseModel(Method):
+class BaseModel(AdaptationMethod):
     """Sample the pretrained backbone as it is: the reference every method is compared to."""
 
     name: str = "none"

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from benchmark.config import PrivacyConfig
 from benchmark.data.datasets import BenchmarkDataset
-from benchmark.methods.base import Adaptation, Method, RunContext, check_positive
+from benchmark.adapt.base import Adaptation, AdaptationMethod, RunContext, check_positive
 from benchmark.models.backbone import Backbone
 
 # Generic templates in the spirit of the textual-inversion paper; "{caption}" is
@@ -54,7 +54,7 @@ class PlaceholderRows(nn.Module):
 
     A leaf module of its own, without buffers: Opacus refuses trainable modules that hold
     buffers, and DP-SGD registers a per-sample gradient for this one
-    (:mod:`benchmark.methods.dpsgd`).
+    (:mod:`benchmark.adapt.dpsgd`).
     """
 
     def __init__(self, rows: torch.Tensor):
@@ -183,7 +183,7 @@ class TextualInversionModule(L.LightningModule):
 
 
 @dataclass
-class TextualInversion(Method):
+class TextualInversion(AdaptationMethod):
     """``method=ti``: learn one placeholder embedding from the adaptation split."""
 
     name: str = "ti"
@@ -222,5 +222,4 @@ class TextualInversion(Method):
             embeddings={concept.placeholder: learned},
             metrics={"adapt/final_loss": float(loss) if loss is not None else float("nan"),
                      "adapt/steps": int(trainer.global_step), "adapt/embedding_norm": float(learned.norm())},
-            released_files=[released],
         )
