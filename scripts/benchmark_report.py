@@ -22,9 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmark.report.synthetic import make_synthetic_sweep  # noqa: E402
+from benchmark.report.synthetic import make_synthetic_sweep
 
 
 def main() -> None:

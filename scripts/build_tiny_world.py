@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from benchmark.models.backbone import PACKAGED_WORLD  # noqa: E402
-from benchmark.world.build import build_world  # noqa: E402
+from benchmark.models.backbone import PACKAGED_WORLD
+from benchmark.world.build import build_world
 
 
 def main() -> int:

@@ -1,0 +1,93 @@
+"""The metrics record of a job: one flat ``metrics.json``, written atomically and last.
+
+``metrics.json`` holds the job's identity (method, guidance, dataset, model, seed), the
+privacy the released artifact spent (``privacy/*``), what the adaptation and the
+guidance report about themselves (``adapt/*``, ``guidance/*``), the evaluation
+(``eval/*``), the time of each stage (``time/*``), and provenance: the config hash that
+resume compares, the git commit, the package versions, the world recipe and the flattened
+resolved config. A run directory without ``metrics.json`` did not finish.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+from benchmark.resume import job_config_hash
+from benchmark.utils.io import atomic_write_json
+from benchmark.utils.provenance import git_commit, package_versions
+
+
+def world_recipe(world_dir: Optional[Path]) -> str:
+    """The recipe version of the loaded world (from its world.json), or "none" for real models."""
+    if world_dir is None:
+        return "none"
+    return json.loads((Path(world_dir) / "world.json").read_text()).get("recipe_version", "unknown")
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{"config": {"eval": {"num_images": 8}}} -> {"config/eval/num_images": 8}; lists as JSON text."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "/"))
+        else:
+            flat[name] = json.dumps(value) if isinstance(value, (list, tuple)) else value
+    return flat
+
+
+def metrics_record(*, identity: dict, privacy: dict, target_epsilon: float, parts: list[dict], timings: dict,
+                   resolved: dict, dataset_hash: str, world_dir: Optional[Path]) -> dict:
+    """The flat record of one finished job.
+
+    ``privacy`` is the adaptation's report (``epsilon``, ``delta`` and how the noise was
+    calibrated): guidance is post-processing of the release, so it spends nothing and
+    the record's ``privacy/*`` is the adaptation's alone. ``parts`` are the stages'
+    metric dicts (``adapt/*``, ``guidance/*``, ``eval/*``), merged in order.
+    """
+    record = {
+        **identity,
+        "privacy/epsilon": privacy["epsilon"], "privacy/delta": privacy["delta"],
+        "privacy/target_epsilon": target_epsilon,
+        **{f"privacy/{k}": v for k, v in privacy.items() if k not in ("epsilon", "delta")},
+    }
+    for part in parts:
+        record.update(part)
+    record.update(timings)
+    record["time/total_s"] = round(sum(v for k, v in timings.items() if k != "time/total_s"), 3)
+    record.update({
+        "config_hash": job_config_hash(resolved), "dataset_hash": dataset_hash,
+        "git_commit": git_commit(), "world_recipe": world_recipe(world_dir),
+        **{f"version/{k}": v for k, v in package_versions().items()},
+        **flatten({"config": resolved}),
+    })
+    return record
+
+
+def numeric_metrics(record: dict) -> dict:
+    """What goes to the logger as metrics: numbers, without the config (logged as config) and versions."""
+    return {k: v for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+            and not k.startswith(("config/", "version/"))}
+
+
+def write_results(output_dir: Path, record: dict, resolved: dict) -> None:
+    """``resolved_config.json``, then ``metrics.json`` last: its presence means the job finished."""
+    atomic_write_json(Path(output_dir) / "resolved_config.json", resolved)
+    atomic_write_json(Path(output_dir) / "metrics.json", record)
+
+
+@contextmanager
+def wandb_run_scope(uses_wandb: bool):
+    """One W&B run per job: finished at the end of the job, marked failed if the job raised."""
+    succeeded = False
+    try:
+        yield
+        succeeded = True
+    finally:
+        if uses_wandb:
+            import wandb
+
+            wandb.finish(exit_code=0 if succeeded else 1)
