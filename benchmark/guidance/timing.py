@@ -41,7 +41,7 @@ def prss_overhead(backbone: Backbone, data: BenchmarkDataset, method: PRSS, samp
     memorized = [p for p in data.prompts if p.memorized]
     groups = {"memorized": (memorized, list(range(len(memorized)))),
               "non_memorized_untriggered": ([p for p, _ in quiet], [s for _, s in quiet]),
-              "non_memorized_first": (controls, list(range(len(controls))))}
+              "non_memorized_first16": (controls, list(range(len(controls))))}
     out = {"thresholds": calibration.thresholds}
     for name, (prompts, seeds) in groups.items():
         items = _items(prompts[:sampler.batch_size], seeds[:sampler.batch_size])
