@@ -29,7 +29,7 @@ from benchmark.sampling.plan import sampling_plan
 from benchmark.adapt.base import Adaptation, AdaptationMethod, RunContext
 from benchmark.guidance.base import GuidanceMethod, SamplingContext
 from benchmark.models.backbone import Backbone, load_backbone
-from benchmark.utils.io import atomic_write_bytes, atomic_write_json
+from benchmark.utils.io import atomic_write_json
 from benchmark.utils.provenance import config_hash, git_commit, package_versions
 
 log = logging.getLogger(__name__)

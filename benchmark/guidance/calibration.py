@@ -24,6 +24,7 @@ from benchmark.data.types import BenchmarkDataset
 from benchmark.guidance.base import Calibration, GuidanceMethod, SamplingContext
 from benchmark.models.backbone import Backbone
 from benchmark.sampling.plan import calibration_seed
+from benchmark.utils.checks import check_positive
 from benchmark.sampling.sampler import (Guidance, GuidanceInputs, cfg_predictions, combine, noise_magnitude,
                                         sample_latents)
 
@@ -126,9 +127,7 @@ class ThresholdedGuidance(GuidanceMethod):
 
     def check(self, sampler: SamplerConfig) -> None:
         super().check(sampler)
-        if isinstance(self.calibration_images, bool) or not isinstance(self.calibration_images, int) \
-                or self.calibration_images <= 0:
-            raise ConfigError(f"guidance.calibration_images must be a positive integer, got {self.calibration_images!r}")
+        check_positive(self.calibration_images, "guidance.calibration_images", integer=True)
         absolute = {}
         for key, _, _ in self.AUTO:
             value = getattr(self, key)

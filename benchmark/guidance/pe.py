@@ -18,6 +18,7 @@ import torch
 from benchmark.config import ConfigError, SamplerConfig
 from benchmark.guidance.base import Calibration, SamplingContext
 from benchmark.guidance.calibration import ThresholdedGuidance
+from benchmark.utils.checks import check_positive
 from benchmark.sampling.sampler import Guidance, GuidanceInputs, batched_predictions, cfg_predictions, combine, \
     noise_magnitude
 
@@ -89,8 +90,7 @@ class PromptEmbeddingOptimisationMethod(ThresholdedGuidance):
         if isinstance(self.max_iterations, bool) or not isinstance(self.max_iterations, int) \
                 or self.max_iterations < 0:
             raise ConfigError(f"guidance.max_iterations must be an integer >= 0, got {self.max_iterations!r}")
-        if not float(self.lr) > 0:
-            raise ConfigError(f"guidance.lr must be > 0, got {self.lr!r}")
+        check_positive(self.lr, "guidance.lr")
         super().check(sampler)
 
     def guidance(self, ctx: SamplingContext, calibration: Calibration) -> Guidance:

@@ -11,6 +11,8 @@ image does not depend on the batch it is sampled in. At strength 0 (``k = 0``,
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable
 
@@ -130,8 +132,8 @@ class GaussianEmbeddingNoiseMethod(GuidanceMethod):
     scale: float
 
     def check(self, sampler: SamplerConfig) -> None:
-        if not float(self.scale) >= 0:
-            raise ConfigError(f"guidance.scale must be >= 0, got {self.scale!r}")
+        if isinstance(self.scale, bool) or not isinstance(self.scale, numbers.Real) or not 0 <= self.scale < math.inf:
+            raise ConfigError(f"guidance.scale must be a finite number >= 0, got {self.scale!r}")
 
     def guidance(self, ctx: SamplingContext, calibration: Calibration) -> Guidance:
         return GaussianEmbeddingNoiseGuidance(float(self.scale))

@@ -32,6 +32,7 @@ from benchmark.data.types import DatasetError
 from benchmark.guidance.base import Calibration, SamplingContext
 from benchmark.guidance.calibration import ThresholdedGuidance
 from benchmark.sampling.plan import SampleItem
+from benchmark.utils.checks import check_positive
 from benchmark.sampling.sampler import (Guidance, GuidanceInputs, batched_predictions, cfg_predictions, combine,
                                         noise_magnitude)
 
@@ -226,9 +227,7 @@ class PRSS(ThresholdedGuidance):
         if self.paraphrases not in ("dataset", "nearest"):
             raise ConfigError(f"guidance.paraphrases must be 'dataset' or 'nearest', got {self.paraphrases!r}")
         for key in ("num_paraphrases", "candidate_batch_size", "candidate_chunk"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"guidance.{key} must be a positive integer, got {value!r}")
+            check_positive(getattr(self, key), f"guidance.{key}", integer=True)
         super().check(sampler)
 
     def check_thresholds(self, t: dict[str, float]) -> None:
