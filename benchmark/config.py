@@ -112,6 +112,8 @@ class SamplerConfig:
     guidance_scale: float = 4.0
     batch_size: int = 16
     eta: float = 0.0
+    # The unconditional branch of classifier-free guidance ("": the papers' CFG).
+    negative_prompt: str = ""
 
 
 @dataclass

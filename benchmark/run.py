@@ -7,7 +7,6 @@ Everything lands in the Hydra run directory: ``.hydra/`` (the config), ``images/
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import time
@@ -19,20 +18,18 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image
-from torch.utils.data import DataLoader
-from torchvision.utils import make_grid
 
 from benchmark.config import ConfigError, RunConfig, validate_config
-from benchmark.data.datasets import BenchmarkDataset, EvalPrompt, load_dataset
-from benchmark.evaluate import Evaluator, Generations
+from benchmark.data.datasets import load_dataset
+from benchmark.evaluate import Evaluator
 from benchmark.lightning import distributed
 from benchmark.lightning.factories import make_logger, make_trainer_factory
-from benchmark.sampling.predict import PromptSeedDataset, SamplingModule, collate_prompts
+from benchmark.sampling.generate import generate, sampling_device
+from benchmark.sampling.plan import sampling_plan
 from benchmark.adapt.base import Adaptation, AdaptationMethod, RunContext
-from benchmark.guidance.calibration import GuidanceMethod
+from benchmark.guidance.base import GuidanceMethod, SamplingContext
 from benchmark.models.backbone import Backbone, load_backbone
-from benchmark.utils.io import atomic_write_bytes, atomic_write_json
+from benchmark.utils.io import atomic_write_json
 from benchmark.utils.provenance import config_hash, git_commit, package_versions
 
 log = logging.getLogger(__name__)
@@ -91,21 +88,6 @@ def build_method(node: DictConfig, group: str = "method"):
     return method
 
 
-def sampling_plan(prompts: list[EvalPrompt], num_images: int, images_per_prompt: int | None,
-                  seed: int) -> tuple[list[int], list[int]]:
-    """(prompt index, seed) per image, one fixed seed per image.
-
-    With ``images_per_prompt`` each prompt gets exactly that many images; otherwise
-    ``num_images`` are dealt round-robin over the prompts.
-    """
-    if images_per_prompt:
-        order = [p for p in range(len(prompts)) for _ in range(images_per_prompt)]
-    else:
-        order = [i % len(prompts) for i in range(num_images)]
-    seeds = [seed * 1_000_003 + i for i in range(len(order))]
-    return order, seeds
-
-
 def bind_embeddings(backbone: Backbone, adaptation: Adaptation) -> None:
     """Write learned rows into the text encoder under their placeholder tokens."""
     table = backbone.text_encoder.get_input_embeddings().weight
@@ -113,55 +95,6 @@ def bind_embeddings(backbone: Backbone, adaptation: Adaptation) -> None:
         token_id = backbone.tokenizer.convert_tokens_to_ids(token)
         with torch.no_grad():
             table[token_id] = row.to(table)
-
-
-def generate(backbone: Backbone, guidance: GuidanceMethod, data: BenchmarkDataset, run: RunConfig,
-             placeholder: str, make_trainer, output_dir: Path) -> Generations:
-    prompt_index, seeds = sampling_plan(data.prompts, run.eval.num_images, run.eval.images_per_prompt, run.seed)
-    texts = [data.prompts[i].text(placeholder) for i in prompt_index]
-    # Per-image prompt information for guidance methods (PRSS reads the paraphrases).
-    extras = [{"paraphrases": data.prompts[i].paraphrases, "memorized": data.prompts[i].memorized}
-              for i in prompt_index]
-    loader = DataLoader(PromptSeedDataset(texts, seeds, prompt_index, extras), batch_size=run.eval.sampler.batch_size,
-                        collate_fn=collate_prompts)
-    module = SamplingModule(backbone, run.eval.sampler, guidance.guidance())
-    outputs = make_trainer(stage="sample").predict(module, dataloaders=loader)
-    index = torch.cat([o["index"] for o in outputs])
-    images = torch.cat([o["images"] for o in outputs])
-    # Guidance-reported per-image statistics (first-step magnitude, PRSS trigger).
-    keys = set.intersection(*(set(o.get("stats", {})) for o in outputs)) if outputs else set()
-    stats = {k: torch.cat([o["stats"][k] for o in outputs]) for k in sorted(keys)}
-    if distributed.world_size() > 1:
-        # Each rank sampled a shard of the (prompt, seed) items; every image has its own
-        # seed, so the gathered set does not depend on how the items were sharded.
-        shards = distributed.all_gather_objects((index, images, stats))
-        index = torch.cat([i for i, _, _ in shards])
-        images = torch.cat([im for _, im, _ in shards])
-        stats = {k: torch.cat([s[k] for _, _, s in shards if k in s]) for k in stats}  # a rank may have no items
-    if len(index) != len(texts) or not torch.equal(index.sort().values, torch.arange(len(texts))):
-        raise RuntimeError(f"sampling returned items {sorted(index.tolist())}, expected 0..{len(texts) - 1}")
-    order = index.argsort()
-    images = images[order]
-    stats = {k: v[order] for k, v in stats.items()}
-    folder = output_dir / "images"
-    if distributed.rank() == 0:
-        folder.mkdir(parents=True, exist_ok=True)
-        for i, image in enumerate(images):
-            Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i:05d}.png")
-    return Generations(images, prompt_index, texts, folder, stats)
-
-
-def save_grid(images: torch.Tensor, path: Path, count: int) -> Path:
-    """A sample grid, upscaled so that 32x32 world images are visible."""
-    grid = make_grid(images[:count], nrow=min(8, count), padding=2, pad_value=255)
-    picture = Image.fromarray(grid.permute(1, 2, 0).numpy())
-    if images.shape[-1] < 128:
-        scale = max(1, 128 // images.shape[-1])
-        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
-    buf = io.BytesIO()
-    picture.save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
-    return path
 
 
 def world_recipe(backbone: Backbone) -> str:
@@ -196,7 +129,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict:
     method = build_method(cfg.method, "method")
     guidance = build_method(cfg.guidance, "guidance")
     method.check(run_cfg.privacy)
-    guidance.check_sampler(run_cfg.eval.sampler)
+    guidance.check(run_cfg.eval.sampler)
     with distributed.distributed_session(run_cfg.strategy):
         return _run_stages(cfg, run_cfg, resolved, method, guidance, output_dir)
 
@@ -227,17 +160,22 @@ def _run_stages(cfg: DictConfig, run_cfg: RunConfig, resolved: dict, method: Ada
         with _timed(timings, "adapt"):
             adaptation = method.adapt(backbone, data, ctx)
         bind_embeddings(backbone, adaptation)
+        sampling = SamplingContext(backbone, data, run_cfg.eval.sampler, run_cfg.seed,
+                                   sampling_device(run_cfg.strategy))
         with _timed(timings, "calibrate"):
-            guidance_metrics = guidance.calibrate(backbone, data, run_cfg.seed)
+            calibration = guidance.calibrate(sampling)
+        guidance_metrics = calibration.metrics()
         with _timed(timings, "sample"):
-            gens = generate(backbone, guidance, data, run_cfg, method.placeholder_for(data, adaptation),
-                            make_trainer, output_dir)
+            plan = sampling_plan(data.prompts, run_cfg.eval.num_images, run_cfg.eval.images_per_prompt,
+                                 run_cfg.seed, method.placeholder_for(data, adaptation))
+            gens = generate(backbone, guidance.guidance(sampling, calibration), plan, run_cfg.eval.sampler,
+                            make_trainer, output_dir, run_cfg.eval.grid_images)
         is_rank_zero = distributed.rank() == 0
         distributed.leave_process_group()
         if not is_rank_zero:
             succeeded = True
             return {}  # metrics are computed once, on rank 0
-        grid = save_grid(gens.images, output_dir / "samples_grid.png", run_cfg.eval.grid_images)
+        grid = gens.grid
         with _timed(timings, "evaluate"):
             evaluator = Evaluator(run_cfg.model, run_cfg.eval, backbone.world_dir, run_cfg.seed)
             scores = evaluator(gens, data, data.prompts)

@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 from benchmark.config import ModelConfig, SamplerConfig  # noqa: E402
 from benchmark.metrics.memorization import PixelCopyDescriptor, max_similarity  # noqa: E402
 from benchmark.models.backbone import load_backbone  # noqa: E402
+from benchmark.sampling.plan import items_for_texts  # noqa: E402
 from benchmark.sampling.sampler import generate_images  # noqa: E402
 from benchmark.utils.io import atomic_write_bytes, atomic_write_json  # noqa: E402
 from benchmark.world import generator as G  # noqa: E402
@@ -43,7 +44,7 @@ from benchmark.world.build import load_attribute_classifier, to_tensor  # noqa: 
 
 def generate(bb, prompts: list[str], seeds: list[int], sampler: SamplerConfig) -> torch.Tensor:
     step = sampler.batch_size
-    return torch.cat([generate_images(bb, prompts[i:i + step], seeds[i:i + step], sampler)
+    return torch.cat([generate_images(bb, items_for_texts(prompts[i:i + step], seeds[i:i + step]), sampler)
                       for i in range(0, len(prompts), step)])
 
 

@@ -31,14 +31,14 @@ from benchmark.data.datasets import load_dataset  # noqa: E402
 from benchmark.metrics.encoders import load_clip  # noqa: E402
 from benchmark.metrics.memorization import PixelCopyDescriptor  # noqa: E402
 from benchmark.models.backbone import PACKAGED_WORLD  # noqa: E402
-from benchmark.run import sampling_plan  # noqa: E402
+from benchmark.sampling.plan import plan_prompt_indices  # noqa: E402
 
 
 def per_image_scores(run_dir: Path, model, processor, descriptor) -> tuple[list[float], list[float]]:
     """(copy similarity, CLIP score) of each generation of a memorized prompt in ``run_dir``."""
     run = validate_config(OmegaConf.create(json.loads((run_dir / "resolved_config.json").read_text())))
     data = load_dataset(run.dataset, run.model.resolution)
-    prompt_index, _ = sampling_plan(data.prompts, run.eval.num_images, run.eval.images_per_prompt, run.seed)
+    prompt_index = plan_prompt_indices(len(data.prompts), run.eval.num_images, run.eval.images_per_prompt)
     files = sorted((run_dir / "images").glob("*.png"))
     keep = [k for k, p in enumerate(prompt_index) if data.prompts[p].memorized]
     images = torch.stack([torch.from_numpy(np.asarray(Image.open(files[k]).convert("RGB"))).permute(2, 0, 1)

@@ -1,28 +1,32 @@
-"""The guidance family: how each denoising step is guided (plain CFG, PRSS, PE, ...).
-
-A guidance method adapts nothing. Before sampling, :meth:`GuidanceMethod.calibrate`
-keeps the backbone (its guidance may encode new prompts) and, when a threshold is given
-as a quantile, calibrates it on the magnitudes of non-memorized prompts.
+"""Thresholds of the guidance methods, absolute or calibrated on non-memorized prompts.
 
 A threshold is either a number (absolute, in the model's magnitude units) or a quantile
 spec ``"q0.95"`` (the 0.95-quantile of the calibration magnitudes) or ``"2.5q0.95"``
 (2.5 times it) **[ours]**: the offline world's magnitudes differ in scale from SD's, so
 quantiles transfer across models where absolute values do not. ``"auto"`` picks the
-method's official absolute value on real models and its world value on the offline world.
+method's official absolute value on real models and its world spec on the offline world.
+
+Calibration samples the calibration prompts with plain CFG and the run's own sampler
+settings, with seeds disjoint from every evaluation seed (:func:`calibration_seed`).
 """
 
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Optional
+from typing import ClassVar, Optional
 
 import torch
 
 from benchmark.config import ConfigError, SamplerConfig
-from benchmark.data.datasets import BenchmarkDataset
+from benchmark.data.types import BenchmarkDataset
+from benchmark.guidance.base import Calibration, GuidanceMethod, SamplingContext
 from benchmark.models.backbone import Backbone
-from benchmark.sampling.sampler import Guidance, GuidanceInputs, noise_magnitude, sample_latents
+from benchmark.sampling.plan import calibration_seed
+from benchmark.utils.checks import check_positive
+from benchmark.sampling.sampler import (Guidance, GuidanceInputs, cfg_predictions, combine, noise_magnitude,
+                                        sample_latents)
 
 _QUANTILE = re.compile(r"^\s*(?:(\d*\.?\d+)\s*\*?\s*)?q\s*(\d*\.?\d+)\s*$")
 
@@ -35,9 +39,11 @@ def parse_threshold(value, key: str) -> tuple[str, float, float]:
         return "absolute", float(value), 1.0
     if isinstance(value, str):
         try:
-            return "absolute", float(value), 1.0
+            number = float(value)
         except ValueError:
-            pass
+            number = None
+        if number is not None:
+            return parse_threshold(number, key)
         m = _QUANTILE.match(value)
         if m:
             level, mult = float(m.group(2)), float(m.group(1) or 1.0)
@@ -47,8 +53,8 @@ def parse_threshold(value, key: str) -> tuple[str, float, float]:
     raise ConfigError(f"{key} must be a number, a quantile 'q0.95' or a multiple of one '2q0.95'; got {value!r}")
 
 
-@dataclass
-class Calibration:
+@dataclass(frozen=True)
+class Magnitudes:
     """Magnitudes of non-memorized prompts under plain CFG: at the first step, and at every step."""
 
     first_step: torch.Tensor
@@ -63,102 +69,106 @@ class Calibration:
 
 
 class _RecordingGuidance(Guidance):
-    """Plain CFG that keeps every step's magnitude (calibration only)."""
+    """Plain CFG (the ``none`` computation) that keeps every step's magnitude."""
 
-    def start(self, batch):
-        super().start(batch)
-        self.per_step = []
+    def start(self, items) -> None:
+        super().start(items)
+        self.per_step: list[torch.Tensor] = []
 
-    def noise_prediction(self, unet, x: GuidanceInputs):
-        latents, embeds = torch.cat([x.latents, x.latents]), torch.cat([x.uncond, x.cond])
-        eps_u, eps_c = unet(latents, x.timestep, encoder_hidden_states=embeds).sample.chunk(2)
+    def noise_prediction(self, unet, x: GuidanceInputs) -> torch.Tensor:
+        eps_u, eps_c = cfg_predictions(unet, x.latents, x.timestep, x.cond, x.uncond)
         self.per_step.append(noise_magnitude(eps_c, eps_u).cpu())
-        return eps_u + x.guidance_scale * (eps_c - eps_u)
+        return combine(eps_u, eps_c, x.guidance_scale)
+
+
+@contextmanager
+def _on_device(backbone: Backbone, device):
+    """The text encoder and UNet on ``device`` for the block, and back where they were after."""
+    before = [(m, next(m.parameters()).device) for m in (backbone.text_encoder, backbone.unet)]
+    for module, _ in before:
+        module.to(device)
+    try:
+        yield
+    finally:
+        for module, where in before:
+            module.to(where)
 
 
 @torch.no_grad()
-def calibrate(backbone: Backbone, prompts: list[str], seeds: list[int], sampler: SamplerConfig) -> Calibration:
-    """Sample ``prompts`` with plain CFG and collect their noise magnitudes."""
+def record_magnitudes(backbone: Backbone, prompts: list[str], seeds: list[int], sampler: SamplerConfig,
+                      device="cpu") -> Magnitudes:
+    """Sample ``prompts`` with plain CFG (``sampler``'s settings) and collect their noise magnitudes."""
     rec = _RecordingGuidance()
     first, every = [], []
-    for i in range(0, len(prompts), sampler.batch_size):
-        chunk = prompts[i:i + sampler.batch_size]
-        cond, uncond = backbone.encode_prompts(chunk), backbone.encode_prompts([""] * len(chunk))
-        sample_latents(backbone.unet, backbone.scheduler, cond, uncond, seeds[i:i + len(chunk)], sampler,
-                       backbone.latent_shape, rec, {})
-        first.append(rec.per_step[0])
-        every.append(torch.cat(rec.per_step))
-    return Calibration(torch.cat(first), torch.cat(every))
+    with _on_device(backbone, device):
+        for i in range(0, len(prompts), sampler.batch_size):
+            chunk = prompts[i:i + sampler.batch_size]
+            cond = backbone.encode_prompts(chunk)
+            uncond = backbone.encode_prompts([sampler.negative_prompt] * len(chunk))
+            sample_latents(backbone.unet, backbone.scheduler, cond, uncond, seeds[i:i + len(chunk)], sampler,
+                           backbone.latent_shape, rec)
+            first.append(rec.per_step[0])
+            every.append(torch.cat(rec.per_step))
+    return Magnitudes(torch.cat(first), torch.cat(every))
 
 
-class GuidanceMethod:
-    """A guidance method (``guidance=...``); the base is plain classifier-free guidance.
+@dataclass
+class ThresholdedGuidance(GuidanceMethod):
+    """A guidance method with thresholds (``AUTO`` lists them) that may be calibrated quantiles."""
 
-    Subclasses with thresholds set ``threshold_keys`` and build their per-step rule in
-    :meth:`guidance`.
-    """
+    calibration_prompts: Optional[list]  # None: the dataset's non-memorized prompts
+    calibration_images: int
 
-    name = "none"
-    # (config attribute, official absolute default, offline-world default) for "auto".
-    threshold_keys: tuple[tuple[str, float, str], ...] = ()
-    calibration_prompts: Optional[list[str]] = None
-    calibration_images: int = 64
+    # (field, official absolute value on real models, offline-world spec) of each threshold;
+    # the values "auto" stands for (METHODS.md; the world specs from results/prss_tiny_world.md).
+    AUTO: ClassVar[tuple[tuple[str, float, str], ...]] = ()
+    # Thresholds compared with a magnitude at every step: calibrated on every step's magnitudes.
+    EVERY_STEP: ClassVar[tuple[str, ...]] = ()
 
-    def check_sampler(self, sampler: SamplerConfig) -> None:
-        # Called before calibrate: calibration samples with the run's own sampler settings.
-        self._sampler = sampler
+    def check(self, sampler: SamplerConfig) -> None:
+        super().check(sampler)
+        check_positive(self.calibration_images, "guidance.calibration_images", integer=True)
+        absolute = {}
+        for key, _, _ in self.AUTO:
+            value = getattr(self, key)
+            if value != "auto":
+                kind, level, _ = parse_threshold(value, f"guidance.{key}")
+                if kind == "absolute":
+                    absolute[key] = level
+        self.check_thresholds(absolute)  # what can be checked before calibration
 
-    def threshold_spec(self, key: str, official: float, world: str, is_world: bool):
-        value = getattr(self, key)
-        if value == "auto":
-            return world if is_world else official
-        parse_threshold(value, f"guidance.{key}")
-        return value
+    def check_thresholds(self, thresholds: dict[str, float]) -> None:
+        """Refuse inconsistent thresholds (ConfigError naming the keys); ``thresholds`` may hold only some keys."""
 
-    def calibrate(self, backbone: Backbone, data: BenchmarkDataset, seed: int) -> dict:
-        """Resolve the thresholds (sampling calibration prompts if one is a quantile); returns metrics."""
-        self._backbone, self._data, self._seed = backbone, data, seed
-        is_world = backbone.world_dir is not None
-        specs = {k: self.threshold_spec(k, off, world, is_world) for k, off, world in self.threshold_keys}
-        needs_calibration = any(parse_threshold(v, k)[0] == "quantile" for k, v in specs.items())
-        metrics = {}
-        calibration = Calibration(torch.zeros(0), torch.zeros(0))
-        if needs_calibration:
-            prompts = self.calibration_prompt_list(data)
-            # Seeds far from the evaluation seeds (seed * 1_000_003 + i): calibration never sees an eval draw.
-            seeds = [seed * 1_000_003 + 700_000 + i for i in range(len(prompts))]
-            calibration = calibrate(backbone, prompts, seeds, getattr(self, "_sampler", SamplerConfig()))
-            metrics["guidance/calibration_images"] = len(prompts)
-        self.thresholds = {k: calibration.resolve(v, f"guidance.{k}", every_step=k in self.every_step_keys)
-                           for k, v in specs.items()}
-        self.validate_thresholds(self.thresholds)
-        metrics.update({f"guidance/{k}": v for k, v in self.thresholds.items()})
-        return metrics
-
-    every_step_keys: tuple[str, ...] = ()
-
-    def validate_thresholds(self, thresholds: dict[str, float]) -> None:
-        """Subclasses refuse inconsistent thresholds (ConfigError naming the keys)."""
+    def threshold_specs(self, is_world: bool) -> dict[str, object]:
+        """Each threshold's spec with "auto" replaced by the official value or the world's spec."""
+        specs = {}
+        for key, official, world in self.AUTO:
+            value = getattr(self, key)
+            specs[key] = (world if is_world else official) if value == "auto" else value
+            parse_threshold(specs[key], f"guidance.{key}")
+        return specs
 
     def calibration_prompt_list(self, data: BenchmarkDataset) -> list[str]:
-        """Non-memorized prompts: ``calibration_prompts`` if given, else the dataset's control prompts."""
-        if self.calibration_prompts:
-            base = list(self.calibration_prompts)
-        else:
-            base = [p.text() for p in data.prompts if p.memorized is False]
+        """``calibration_images`` prompts cycled from ``calibration_prompts`` or the non-memorized prompts."""
+        base = list(self.calibration_prompts) if self.calibration_prompts else \
+            [p.text() for p in data.prompts if p.memorized is False]
         if not base:
-            raise ConfigError(f"method={self.name}: a quantile threshold needs non-memorized prompts to calibrate "
+            raise ConfigError(f"guidance={self.name}: a quantile threshold needs non-memorized prompts to calibrate "
                               "on; the dataset has no prompt with memorized: false and guidance.calibration_prompts "
                               "is empty")
-        if int(self.calibration_images) <= 0:
-            raise ConfigError(f"guidance.calibration_images must be a positive integer, got {self.calibration_images!r}")
-        # Cycle the prompts (each with its own seed) up to the requested number of images.
-        return [base[i % len(base)] for i in range(int(self.calibration_images))]
+        return [base[i % len(base)] for i in range(self.calibration_images)]
 
-    def guidance(self) -> Guidance:
-        return Guidance()
-
-    def encoder(self):
-        if not hasattr(self, "_backbone"):
-            raise RuntimeError(f"method={self.name}: guidance() called before adapt()")
-        return self._backbone
+    def calibrate(self, ctx: SamplingContext) -> Calibration:
+        """Resolve every threshold; samples ``calibration_images`` images only if one is a quantile."""
+        specs = self.threshold_specs(ctx.backbone.world_dir is not None)
+        magnitudes, images = Magnitudes(torch.zeros(0), torch.zeros(0)), 0
+        if any(parse_threshold(v, k)[0] == "quantile" for k, v in specs.items()):
+            prompts = self.calibration_prompt_list(ctx.data)
+            seeds = [calibration_seed(ctx.seed, i) for i in range(len(prompts))]
+            magnitudes = record_magnitudes(ctx.backbone, prompts, seeds, ctx.sampler, ctx.device)
+            images = len(prompts)
+        thresholds = {k: magnitudes.resolve(v, f"guidance.{k}", every_step=k in self.EVERY_STEP)
+                      for k, v in specs.items()}
+        self.check_thresholds(thresholds)
+        return Calibration(thresholds, images)

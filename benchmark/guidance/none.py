@@ -2,11 +2,13 @@
 
 from dataclasses import dataclass
 
-from benchmark.guidance.calibration import GuidanceMethod
+from benchmark.guidance.base import Calibration, GuidanceMethod, SamplingContext
+from benchmark.sampling.sampler import Guidance
 
 
 @dataclass
 class PlainCFG(GuidanceMethod):
-    """``eps(empty) + s (eps(c) - eps(empty))`` at every step."""
+    """``eps(∅) + s (eps(c) - eps(∅))`` at every step (∅: the sampler's negative prompt)."""
 
-    name: str = "none"
+    def guidance(self, ctx: SamplingContext, calibration: Calibration) -> Guidance:
+        return Guidance()

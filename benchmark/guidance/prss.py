@@ -22,15 +22,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, ClassVar, Optional, Union
 
 import torch
 import torch.nn.functional as F
 
 from benchmark.config import ConfigError, SamplerConfig
-from benchmark.data.datasets import DatasetError
-from benchmark.guidance.calibration import GuidanceMethod
-from benchmark.sampling.sampler import Guidance, GuidanceInputs, noise_magnitude
+from benchmark.data.types import DatasetError
+from benchmark.guidance.base import Calibration, SamplingContext
+from benchmark.guidance.calibration import ThresholdedGuidance
+from benchmark.sampling.plan import SampleItem
+from benchmark.utils.checks import check_positive
+from benchmark.sampling.sampler import (Guidance, GuidanceInputs, batched_predictions, cfg_predictions, combine,
+                                        noise_magnitude)
 
 
 def prompt_reanchoring(eps_u: torch.Tensor, eps_p: torch.Tensor, eps_ss: torch.Tensor, s: float,
@@ -45,7 +49,7 @@ def prompt_reanchoring(eps_u: torch.Tensor, eps_p: torch.Tensor, eps_ss: torch.T
     c = (s * lambda_pr - tau) / (s - 1)
     s_pr = torch.clamp(s * (m - c) / (tau - c), max=s).view(-1, *[1] * (eps_u.dim() - 1)).to(eps_u.dtype)
     reanchored = eps_p + s_pr * (eps_ss - eps_p) + (s - s_pr) * (eps_ss - eps_u)
-    cfg = eps_u + s * (eps_ss - eps_u)
+    cfg = combine(eps_u, eps_ss, s)
     keep = (m <= lambda_pr).view(-1, *[1] * (eps_u.dim() - 1))
     return torch.where(keep, cfg, reanchored), m
 
@@ -66,16 +70,16 @@ class PRSSGuidance(Guidance):
 
     name = "prss"
 
-    def __init__(self, encode: Callable[[list[str]], torch.Tensor], candidates: Callable[[dict, int], list[str]],
-                 lambda_ss: float, lambda_pr: float, tau: float, semantic_search: bool = True,
-                 prompt_reanchoring: bool = True, candidate_batch_size: int = 64, candidate_chunk: int = 4):
+    def __init__(self, encode: Callable[[list[str]], torch.Tensor], candidates: Callable[[SampleItem], list[str]],
+                 lambda_ss: float, lambda_pr: float, tau: float, semantic_search: bool, prompt_reanchoring: bool,
+                 candidate_batch_size: int, candidate_chunk: int):
         self.encode, self.candidates = encode, candidates
         self.lambda_ss, self.lambda_pr, self.tau = lambda_ss, lambda_pr, tau
         self.ss, self.pr = semantic_search, prompt_reanchoring
         self.candidate_batch_size, self.candidate_chunk = candidate_batch_size, candidate_chunk
 
-    def start(self, batch: dict) -> None:
-        self.batch, self.stats = batch, {}
+    def start(self, items: list[SampleItem]) -> None:
+        self.items, self.stats = items, {}
         self.triggered_rows = torch.zeros(0, dtype=torch.long)
         self.ss_embeds = None
 
@@ -84,7 +88,7 @@ class PRSSGuidance(Guidance):
             eps, m = prompt_reanchoring(eps_u, eps_p, eps_ss, s, self.lambda_pr, self.tau)
             self.stats["reanchored_steps"][self.triggered_rows] += (m > self.lambda_pr).long().cpu()
             return eps
-        return eps_u + s * (eps_ss - eps_u)
+        return combine(eps_u, eps_ss, s)
 
     def noise_prediction(self, unet, x: GuidanceInputs) -> torch.Tensor:
         s = x.guidance_scale
@@ -92,46 +96,38 @@ class PRSSGuidance(Guidance):
             return self._first_step(unet, x)
         rows = self.triggered_rows
         if len(rows) == 0:  # the very call `none` makes
-            eps_u, eps_p = unet(torch.cat([x.latents, x.latents]), x.timestep,
-                                encoder_hidden_states=torch.cat([x.uncond, x.cond])).sample.chunk(2)
-            return eps_u + s * (eps_p - eps_u)
-        b = len(x.latents)
+            return combine(*cfg_predictions(unet, x.latents, x.timestep, x.cond, x.uncond), s)
         if self.pr:  # one call: ∅ and e_p for every image, e_ss for the triggered ones
-            latents = torch.cat([x.latents, x.latents, x.latents[rows]])
-            embeds = torch.cat([x.uncond, x.cond, self.ss_embeds])
-            out = unet(latents, x.timestep, encoder_hidden_states=embeds).sample
-            eps_u, eps_p, eps_ss = out[:b], out[b:2 * b], out[2 * b:]
+            eps_u, eps_p, eps_ss = batched_predictions(
+                unet, x.timestep, [(x.latents, x.uncond), (x.latents, x.cond), (x.latents[rows], self.ss_embeds)])
         else:  # SS only: e_ss simply replaces e_p, no third prediction needed
             cond = x.cond.clone()
             cond[rows] = self.ss_embeds
-            eps_u, eps_p = unet(torch.cat([x.latents, x.latents]), x.timestep,
-                                encoder_hidden_states=torch.cat([x.uncond, cond])).sample.chunk(2)
+            eps_u, eps_p = cfg_predictions(unet, x.latents, x.timestep, cond, x.uncond)
             eps_ss = eps_p[rows]
-        eps = eps_u + s * (eps_p - eps_u)
+        eps = combine(eps_u, eps_p, s)
         eps[rows] = self._combine(eps_u[rows], eps_p[rows] if self.pr else eps_ss, eps_ss, s)
         return eps
 
     def _first_step(self, unet, x: GuidanceInputs) -> torch.Tensor:
         s, b = x.guidance_scale, len(x.latents)
-        eps_u, eps_p = unet(torch.cat([x.latents, x.latents]), x.timestep,
-                            encoder_hidden_states=torch.cat([x.uncond, x.cond])).sample.chunk(2)
+        eps_u, eps_p = cfg_predictions(unet, x.latents, x.timestep, x.cond, x.uncond)
         m0 = noise_magnitude(eps_p, eps_u)
         active = self.ss or self.pr
         triggered = (m0 > self.lambda_ss).cpu() & active
         self.stats = {"first_step_magnitude": m0.cpu(), "triggered": triggered,
                       "chosen_candidate": torch.zeros(b, dtype=torch.long),
                       "chosen_magnitude": m0.cpu().clone(), "reanchored_steps": torch.zeros(b, dtype=torch.long)}
-        eps = eps_u + s * (eps_p - eps_u)
+        eps = combine(eps_u, eps_p, s)
         rows = triggered.nonzero().flatten()
         self.triggered_rows = rows
         if len(rows) == 0:
             return eps
         cands = {}
         for r in rows.tolist():
-            cands[r] = self.candidates(self.batch, r)
+            cands[r] = self.candidates(self.items[r])
             if not cands[r]:
-                prompt = self.batch["prompt"][r]
-                raise DatasetError(f"PRSS triggered on prompt {prompt!r} (m_T={float(m0[r]):.3g} > "
+                raise DatasetError(f"PRSS triggered on prompt {self.items[r].text!r} (m_T={float(m0[r]):.3g} > "
                                    f"lambda_ss={self.lambda_ss:.3g}) but its paraphrase list is empty")
             if not self.ss:
                 cands[r] = cands[r][:1]
@@ -152,8 +148,8 @@ class PRSSGuidance(Guidance):
             embeds = self.encode(texts).to(x.cond)
             owner_t = torch.tensor(owner)
             eps_c = torch.cat([
-                unet(x.latents[owner_t[i:i + self.candidate_batch_size]], x.timestep,
-                     encoder_hidden_states=embeds[i:i + self.candidate_batch_size]).sample
+                batched_predictions(unet, x.timestep, [(x.latents[owner_t[i:i + self.candidate_batch_size]],
+                                                        embeds[i:i + self.candidate_batch_size])])[0]
                 for i in range(0, len(texts), self.candidate_batch_size)])
             m_c = noise_magnitude(eps_c, eps_u[owner_t]).cpu()
             for j, r in enumerate(owner):
@@ -206,46 +202,42 @@ class CaptionPoolSearch:
 
 
 @dataclass
-class PRSS(GuidanceMethod):
-    """PRSS configuration (``conf/method/prss.yaml``); thresholds: see ``guidance_method``."""
+class PRSS(ThresholdedGuidance):
+    """PRSS configuration (``conf/guidance/prss.yaml``); thresholds: see ``guidance.calibration``."""
 
-    name: str = "prss"
-    semantic_search: bool = True
-    prompt_reanchoring: bool = True
-    lambda_ss: Union[float, str] = "auto"
-    lambda_pr: Union[float, str] = "auto"
-    tau: Union[float, str] = "auto"
-    paraphrases: str = "dataset"  # dataset | nearest
-    num_paraphrases: int = 25
-    caption_pool: Optional[Union[list, str]] = None
-    calibration_prompts: Optional[list] = None
-    calibration_images: int = 64
-    candidate_batch_size: int = 64
-    candidate_chunk: int = 4
+    semantic_search: bool
+    prompt_reanchoring: bool
+    lambda_ss: Union[float, str]
+    lambda_pr: Union[float, str]
+    tau: Union[float, str]
+    paraphrases: str  # dataset | nearest
+    num_paraphrases: int
+    caption_pool: Optional[Union[list, str]]
+    candidate_batch_size: int
+    candidate_chunk: int
 
-    # Official SD v1.4 values (METHODS.md) and the offline world's quantile defaults.
-    threshold_keys = (("lambda_ss", 1.0, "q0.95"), ("lambda_pr", 3.0, "q0.99"), ("tau", 5.0, "2q0.99"))
-    every_step_keys = ("lambda_pr", "tau")  # compared with e_ss's magnitude at every step
+    # Official SD v1.4 values (METHODS.md) and the offline world's quantile specs.
+    AUTO: ClassVar = (("lambda_ss", 1.0, "q0.95"), ("lambda_pr", 3.0, "q0.99"), ("tau", 5.0, "2q0.99"))
+    EVERY_STEP: ClassVar = ("lambda_pr", "tau")  # compared with e_ss's magnitude at every step
 
-    def check_sampler(self, sampler: SamplerConfig) -> None:
-        super().check_sampler(sampler)
+    def check(self, sampler: SamplerConfig) -> None:
         if self.prompt_reanchoring and float(sampler.guidance_scale) <= 1:
             raise ConfigError(f"guidance=prss with prompt_reanchoring needs eval.sampler.guidance_scale > 1 "
                               f"(PR divides by s - 1), got {sampler.guidance_scale}")
         if self.paraphrases not in ("dataset", "nearest"):
             raise ConfigError(f"guidance.paraphrases must be 'dataset' or 'nearest', got {self.paraphrases!r}")
-        if min(int(self.num_paraphrases), int(self.candidate_batch_size), int(self.candidate_chunk)) <= 0:
-            raise ConfigError("guidance.num_paraphrases, candidate_batch_size and candidate_chunk must be positive "
-                              "integers")
+        for key in ("num_paraphrases", "candidate_batch_size", "candidate_chunk"):
+            check_positive(getattr(self, key), f"guidance.{key}", integer=True)
+        super().check(sampler)
 
-    def validate_thresholds(self, t: dict[str, float]) -> None:
-        if self.prompt_reanchoring and t["lambda_pr"] >= t["tau"]:
+    def check_thresholds(self, t: dict[str, float]) -> None:
+        if self.prompt_reanchoring and "lambda_pr" in t and "tau" in t and t["lambda_pr"] >= t["tau"]:
             raise ConfigError(f"guidance.lambda_pr ({self.lambda_pr} -> {t['lambda_pr']:.4g}) must be below "
                               f"guidance.tau ({self.tau} -> {t['tau']:.4g}): PR interpolates between them")
 
-    def caption_pool_list(self) -> list[str]:
+    def caption_pool_list(self, ctx: SamplingContext) -> list[str]:
         if self.caption_pool is None:
-            return [p.text() for p in self._data.prompts]
+            return [p.text() for p in ctx.data.prompts]
         if isinstance(self.caption_pool, str):
             path = Path(self.caption_pool).expanduser()
             if not path.is_file():
@@ -253,20 +245,16 @@ class PRSS(GuidanceMethod):
             return [line.strip() for line in path.read_text().splitlines() if line.strip()]
         return [str(c) for c in self.caption_pool]
 
-    def guidance(self) -> Guidance:
-        backbone = self.encoder()
+    def guidance(self, ctx: SamplingContext, calibration: Calibration) -> Guidance:
+        k = self.num_paraphrases
         if self.paraphrases == "nearest":
-            search = CaptionPoolSearch(backbone, self.caption_pool_list(), int(self.num_paraphrases))
-            candidates = lambda batch, i: search(batch["prompt"][i])  # noqa: E731
+            search = CaptionPoolSearch(ctx.backbone, self.caption_pool_list(ctx), k)
+            candidates = lambda item: search(item.text)  # noqa: E731
         else:
-            k = int(self.num_paraphrases)
-
-            def candidates(batch, i):
-                if "paraphrases" not in batch:
-                    raise DatasetError("guidance=prss with paraphrases=dataset needs a memorization dataset "
-                                       "(prompts with paraphrases); use guidance.paraphrases=nearest otherwise")
-                return list(batch["paraphrases"][i])[:k]
-        t = self.thresholds
-        return PRSSGuidance(backbone.encode_prompts, candidates, t["lambda_ss"], t["lambda_pr"], t["tau"],
-                            self.semantic_search, self.prompt_reanchoring, int(self.candidate_batch_size),
-                            int(self.candidate_chunk))
+            if not any(p.paraphrases for p in ctx.data.prompts):
+                raise DatasetError(f"guidance=prss with paraphrases=dataset needs prompts with paraphrases; dataset "
+                                   f"{ctx.data.name!r} has none: use guidance.paraphrases=nearest")
+            candidates = lambda item: list(item.paraphrases)[:k]  # noqa: E731
+        return PRSSGuidance(ctx.backbone.encode_prompts, candidates, calibration["lambda_ss"],
+                            calibration["lambda_pr"], calibration["tau"], self.semantic_search,
+                            self.prompt_reanchoring, self.candidate_batch_size, self.candidate_chunk)

@@ -1,51 +1,40 @@
-"""Sampling as Lightning ``predict``: prompts in, uint8 images out, one seed per image."""
+"""Sampling as Lightning ``predict``: plan items in, uint8 images and guidance statistics out."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Sequence
 
 import lightning as L
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
 
 from benchmark.config import SamplerConfig
 from benchmark.models.backbone import Backbone
+from benchmark.sampling.plan import SampleItem
 from benchmark.sampling.sampler import Guidance, generate_images
 
 
-class PromptSeedDataset(Dataset):
-    """Item i: the i-th (prompt, seed) pair; sharding it shards the images, not the noise.
+class PlanDataset(Dataset):
+    """Item i: the plan's i-th :class:`SampleItem`. Sharding it (DDP) shards the images, not the
+    noise: each item carries its own seed and plan index, so the gathered set is the same."""
 
-    ``extras[i]`` adds per-image information a guidance method reads from the batch
-    (e.g. ``paraphrases``, ``memorized``); it travels with the item, so sharding keeps it.
-    """
-
-    def __init__(self, prompts: list[str], seeds: list[int], prompt_index: list[int],
-                 extras: Optional[list[dict]] = None):
-        self.prompts, self.seeds, self.prompt_index = prompts, seeds, prompt_index
-        self.extras = extras
+    def __init__(self, items: Sequence[SampleItem]):
+        self.items = list(items)
 
     def __len__(self) -> int:
-        return len(self.prompts)
+        return len(self.items)
 
-    def __getitem__(self, i: int):
-        item = {"index": i, "prompt": self.prompts[i], "seed": self.seeds[i], "prompt_index": self.prompt_index[i]}
-        if self.extras is not None:
-            item.update(self.extras[i])
-        return item
+    def __getitem__(self, i: int) -> SampleItem:
+        return self.items[i]
 
 
-def collate_prompts(items: list[dict]) -> dict:
-    """Default collation for the core keys; extras stay per-image Python lists (ragged paraphrase lists)."""
-    core = ("index", "prompt", "seed", "prompt_index")
-    batch = default_collate([{k: it[k] for k in core} for it in items])
-    for key in items[0].keys() - set(core):
-        batch[key] = [it[key] for it in items]
-    return batch
+def collate_items(items: list[SampleItem]) -> list[SampleItem]:
+    """A batch is the list of its items (ragged paraphrase lists stay per item)."""
+    return list(items)
 
 
 class SamplingModule(L.LightningModule):
-    """Wraps the backbone for ``Trainer.predict``; guidance decides each step's noise."""
+    """Wraps the backbone for ``Trainer.predict``; the guidance rule decides each step's noise."""
 
     def __init__(self, backbone: Backbone, sampler: SamplerConfig, guidance: Guidance):
         super().__init__()
@@ -56,7 +45,7 @@ class SamplingModule(L.LightningModule):
         self.guidance = guidance
 
     @torch.no_grad()
-    def predict_step(self, batch, batch_idx):
-        images = generate_images(self.backbone, list(batch["prompt"]), batch["seed"].tolist(), self.sampler,
-                                 self.guidance, batch)
-        return {"index": batch["index"].cpu(), "images": images.cpu(), "stats": self.guidance.batch_stats()}
+    def predict_step(self, batch: list[SampleItem], batch_idx: int) -> dict:
+        images = generate_images(self.backbone, batch, self.sampler, self.guidance)
+        return {"index": torch.tensor([it.index for it in batch], dtype=torch.long), "images": images.cpu(),
+                "stats": {k: v.cpu() for k, v in self.guidance.batch_stats().items()}}

@@ -10,7 +10,7 @@ an image does not depend on the batch it was drawn in or on the device that drew
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from diffusers import (
@@ -22,6 +22,7 @@ from diffusers import (
 )
 
 from benchmark.config import SamplerConfig
+from benchmark.sampling.plan import SampleItem
 
 SCHEDULERS = {
     "ddim": DDIMScheduler,
@@ -47,7 +48,7 @@ class GuidanceInputs:
     timestep: torch.Tensor
     step_index: int
     cond: torch.Tensor  # (B, L, D) prompt embeddings
-    uncond: torch.Tensor  # (B, L, D) empty-prompt embeddings
+    uncond: torch.Tensor  # (B, L, D) embeddings of the sampler's negative prompt ("" by default)
     guidance_scale: float
 
 
@@ -57,30 +58,56 @@ def noise_magnitude(eps_cond: torch.Tensor, eps_uncond: torch.Tensor) -> torch.T
     return (eps_cond.to(dtype) - eps_uncond.to(dtype)).flatten(1).norm(dim=1)
 
 
-class Guidance:
-    """Classifier-free guidance: ``eps(∅) + s (eps(c) - eps(∅))``, one batched UNet call.
+def batched_predictions(unet, timestep: torch.Tensor,
+                        groups: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+    """UNet noise predictions of several (latents, embeddings) groups in ONE call, split back per group.
 
-    Every guidance reports per-image statistics of its last batch through
-    :meth:`batch_stats` (1-D tensors, one entry per image in batch order); plain CFG
-    reports the first-step magnitude ``m_T``, which costs nothing and feeds detection.
+    Every guidance evaluates its predictions of a step through this call, so that the
+    plain-CFG rows of any guidance are computed exactly as ``guidance=none`` computes them.
+    """
+    latents = torch.cat([lat for lat, _ in groups])
+    embeds = torch.cat([emb for _, emb in groups])
+    out = unet(latents, timestep, encoder_hidden_states=embeds).sample
+    return list(out.split([len(lat) for lat, _ in groups]))
+
+
+def cfg_predictions(unet, latents: torch.Tensor, timestep: torch.Tensor, cond: torch.Tensor,
+                    uncond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(eps(x, uncond), eps(x, cond))`` from one batched call (unconditional rows first, as diffusers)."""
+    eps_u, eps_c = batched_predictions(unet, timestep, [(latents, uncond), (latents, cond)])
+    return eps_u, eps_c
+
+
+def combine(eps_u: torch.Tensor, eps_c: torch.Tensor, guidance_scale) -> torch.Tensor:
+    """Classifier-free guidance ``eps_u + s (eps_c - eps_u)`` (``s`` a number or a broadcastable tensor)."""
+    return eps_u + guidance_scale * (eps_c - eps_u)
+
+
+class Guidance:
+    """The per-step guidance rule; the base is classifier-free guidance ``eps(∅) + s (eps(c) - eps(∅))``.
+
+    A rule is built once per run (``GuidanceMethod.guidance``) and used for every batch:
+    :meth:`start` receives the batch's :class:`SampleItem` s and resets any per-batch
+    state, so a batch's images never depend on an earlier batch. Every rule reports
+    per-image statistics of its last batch through :meth:`batch_stats` (1-D tensors, one
+    entry per image in batch order); plain CFG reports the first-step magnitude ``m_T``,
+    which costs nothing and feeds detection.
     """
 
     name = "none"
 
-    def start(self, batch: dict) -> None:
-        """Called once per batch before the first step (guidance methods keep state here)."""
+    def start(self, items: Sequence[SampleItem]) -> None:
+        """Called once per batch before the first step."""
         self.stats = {}
 
     def batch_stats(self) -> dict[str, torch.Tensor]:
         return dict(getattr(self, "stats", {}))
 
     def noise_prediction(self, unet, x: GuidanceInputs) -> torch.Tensor:
-        latents = torch.cat([x.latents, x.latents])
-        embeds = torch.cat([x.uncond, x.cond])
-        eps_uncond, eps_cond = unet(latents, x.timestep, encoder_hidden_states=embeds).sample.chunk(2)
+        eps_u, eps_c = cfg_predictions(unet, x.latents, x.timestep, x.cond, x.uncond)
         if x.step_index == 0:
-            self.stats = {"first_step_magnitude": noise_magnitude(eps_cond, eps_uncond).cpu()}
-        return eps_uncond + x.guidance_scale * (eps_cond - eps_uncond)
+            self.stats = {"first_step_magnitude": noise_magnitude(eps_c, eps_u).cpu()}
+        return combine(eps_u, eps_c, x.guidance_scale)
 
 
 def initial_noise(seeds: list[int], shape: tuple[int, ...], device, dtype) -> torch.Tensor:
@@ -100,14 +127,14 @@ def sample_latents(
     cfg: SamplerConfig,
     latent_shape: tuple[int, int, int],
     guidance: Optional[Guidance] = None,
-    batch: Optional[dict] = None,
+    items: Sequence[SampleItem] = (),
 ) -> torch.Tensor:
     """Run the denoising loop for one batch of prompt embeddings; return final latents."""
     guidance = guidance or Guidance()
     scheduler = make_scheduler(base_scheduler, cfg.scheduler)
     scheduler.set_timesteps(cfg.num_inference_steps, device=cond.device)
     latents = initial_noise(seeds, latent_shape, cond.device, cond.dtype) * scheduler.init_noise_sigma
-    guidance.start(batch or {})
+    guidance.start(list(items))
     step_kwargs = {"eta": cfg.eta} if isinstance(scheduler, DDIMScheduler) else {}
     for i, t in enumerate(scheduler.timesteps):
         scaled = scheduler.scale_model_input(latents, t)
@@ -116,11 +143,16 @@ def sample_latents(
     return latents
 
 
-def generate_images(backbone, prompts: list[str], seeds: list[int], cfg: SamplerConfig,
-                    guidance: Optional[Guidance] = None, batch: Optional[dict] = None) -> torch.Tensor:
-    """Prompts and per-image seeds -> uint8 NCHW images, through the backbone."""
-    cond = backbone.encode_prompts(prompts)
-    uncond = backbone.encode_prompts([""] * len(prompts))
-    latents = sample_latents(backbone.unet, backbone.scheduler, cond, uncond, seeds, cfg, backbone.latent_shape,
-                             guidance, batch)
+def generate_images(backbone, items: Sequence[SampleItem], cfg: SamplerConfig,
+                    guidance: Optional[Guidance] = None) -> torch.Tensor:
+    """One batch of items -> uint8 NCHW images, through the backbone.
+
+    The unconditional branch is the sampler's ``negative_prompt`` (``""``: classifier-free
+    guidance as in the papers).
+    """
+    items = list(items)
+    cond = backbone.encode_prompts([it.text for it in items])
+    uncond = backbone.encode_prompts([cfg.negative_prompt] * len(items))
+    latents = sample_latents(backbone.unet, backbone.scheduler, cond, uncond, [it.seed for it in items], cfg,
+                             backbone.latent_shape, guidance, items)
     return backbone.decode_latents(latents)

@@ -1,14 +1,16 @@
 """PRSS: the PR combination, the SS rule, bit-for-bit equality with `none`, batching, bad input."""
 
+import json
+
 import pytest
 import torch
 
-from benchmark.config import ConfigError, ModelConfig, SamplerConfig
-from benchmark.data.datasets import DatasetError
-from benchmark.guidance.calibration import Calibration, parse_threshold
-from benchmark.guidance.prss import PRSS, PRSSGuidance, prompt_reanchoring, select_candidate
-from benchmark.models.backbone import load_backbone
-from benchmark.sampling.sampler import Guidance, sample_latents
+from benchmark.config import ConfigError
+from benchmark.data.types import DatasetError
+from benchmark.guidance.prss import PRSSGuidance, prompt_reanchoring, select_candidate
+from benchmark.sampling.sampler import Guidance
+from tests.guidance.helpers import guidance_method
+from tests.sampling.helpers import CountingUNet, micro_backbone, sample, sampler
 
 
 def _eps_with_magnitude(eps_u, direction, m):
@@ -52,44 +54,26 @@ def test_ss_selection_rules():
     assert select_candidate(t([1.2, 3.0, 1.5]), 1.0) == 0  # arg-min may be the original itself
 
 
-def test_threshold_specs_absolute_and_quantile():
-    assert parse_threshold(1.5, "k") == ("absolute", 1.5, 1.0)
-    assert parse_threshold("q0.9", "k") == ("quantile", 0.9, 1.0)
-    assert parse_threshold("2.5q0.95", "k") == ("quantile", 0.95, 2.5)
-    for bad in ("q1.5", "fast", -1.0):
-        with pytest.raises(ConfigError, match="method.x"):
-            parse_threshold(bad, "method.x")
-    cal = Calibration(torch.arange(1.0, 101.0), torch.arange(0.0, 11.0))
-    assert cal.resolve("q0.5", "k") == pytest.approx(50.5)  # linear interpolation, as numpy's default
-    assert cal.resolve("2q1.0", "k", every_step=True) == pytest.approx(20.0)
-    assert cal.resolve(3.0, "k") == 3.0
-
-
-def test_bad_thresholds_and_guidance_scale_are_config_errors():
-    m = PRSS(lambda_ss=1.0, lambda_pr=5.0, tau=5.0)
+def test_bad_thresholds_and_guidance_scale_are_config_errors_before_loading():
+    bad = guidance_method("prss", "guidance.lambda_ss=1.0", "guidance.lambda_pr=5.0", "guidance.tau=5.0")
     with pytest.raises(ConfigError, match=r"guidance.lambda_pr .* must be below\s+guidance.tau"):
-        m.validate_thresholds({"lambda_ss": 1.0, "lambda_pr": 5.0, "tau": 5.0})
-    PRSS(prompt_reanchoring=False).validate_thresholds({"lambda_ss": 1, "lambda_pr": 5, "tau": 5})  # PR off: unused
+        bad.check(sampler())  # both absolute: refused before anything is calibrated
+    guidance_method("prss", "guidance.lambda_pr=5", "guidance.tau=5",
+                    "guidance.prompt_reanchoring=false").check(sampler())  # PR off: unused
     with pytest.raises(ConfigError, match="guidance_scale > 1"):
-        PRSS().check_sampler(SamplerConfig(guidance_scale=1.0))
-    PRSS(prompt_reanchoring=False).check_sampler(SamplerConfig(guidance_scale=1.0))
+        guidance_method("prss").check(sampler(guidance_scale=1.0))
+    guidance_method("prss", "guidance.prompt_reanchoring=false").check(sampler(guidance_scale=1.0))
+    for key, value in (("paraphrases", "llm"), ("num_paraphrases", 0), ("candidate_chunk", -1),
+                       ("calibration_images", 0), ("lambda_ss", "fast")):
+        with pytest.raises(ConfigError, match=f"guidance.{key}"):
+            guidance_method("prss", f"guidance.{key}={value}").check(sampler())
 
 
 # ---- on the micro world's UNet -------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def micro(micro_world):
-    return load_backbone(ModelConfig(name="micro", pretrained="builtin:micro", resolution=32))
-
-
-class CountingUNet(torch.nn.Module):
-    def __init__(self, unet):
-        super().__init__()
-        self.unet, self.calls = unet, []
-
-    def forward(self, latents, t, encoder_hidden_states):
-        self.calls.append(len(latents))
-        return self.unet(latents, t, encoder_hidden_states=encoder_hidden_states)
+    return micro_backbone()
 
 
 PROMPTS = ["the quiet harbor of marlow", "a red circle on a white background", "the old tower of avalon",
@@ -97,17 +81,16 @@ PROMPTS = ["the quiet harbor of marlow", "a red circle on a white background", "
 PARAS = {p: [f"a photo of {p}", f"{p} , far away", "a yellow cross"] for p in PROMPTS}
 
 
-def _sample(micro, guidance, prompts=PROMPTS, seeds=None, steps=4):
+def _sample(micro, guidance, prompts=PROMPTS, seeds=None, steps=4, unet=None):
     seeds = seeds or list(range(10, 10 + len(prompts)))
-    cond, uncond = micro.encode_prompts(prompts), micro.encode_prompts([""] * len(prompts))
-    batch = {"prompt": prompts, "paraphrases": [PARAS.get(p, []) for p in prompts]}
-    cfg = SamplerConfig(num_inference_steps=steps, guidance_scale=4.0)
-    return sample_latents(micro.unet, micro.scheduler, cond, uncond, seeds, cfg, micro.latent_shape, guidance, batch)
+    return sample(micro, guidance, prompts, seeds, steps, [PARAS.get(p, []) for p in prompts], unet)
 
 
 def _prss(micro, lambda_ss, **kw):
-    kw = {"lambda_pr": 0.0, "tau": 1e-3, **kw}  # tiny PR thresholds: full re-anchoring whenever triggered
-    return PRSSGuidance(micro.encode_prompts, lambda b, i: b["paraphrases"][i], lambda_ss, **kw)
+    # Tiny PR thresholds: full re-anchoring whenever triggered.
+    kw = {"lambda_pr": 0.0, "tau": 1e-3, "semantic_search": True, "prompt_reanchoring": True,
+          "candidate_batch_size": 64, "candidate_chunk": 4, **kw}
+    return PRSSGuidance(micro.encode_prompts, lambda item: list(item.paraphrases), lambda_ss, **kw)
 
 
 def test_untriggered_prompts_are_sampled_bit_for_bit_as_none(micro):
@@ -129,11 +112,8 @@ def test_untriggered_prompts_are_sampled_bit_for_bit_as_none(micro):
 def test_ss_only_samples_the_chosen_candidate_like_none_and_batches_unet_calls(micro):
     ss_only = _prss(micro, -1.0, prompt_reanchoring=False)  # everything triggers
     counting = CountingUNet(micro.unet)
-    cond, uncond = micro.encode_prompts(PROMPTS), micro.encode_prompts([""] * len(PROMPTS))
-    batch = {"prompt": PROMPTS, "paraphrases": [PARAS[p] for p in PROMPTS]}
-    cfg = SamplerConfig(num_inference_steps=4, guidance_scale=4.0)
     seeds = list(range(10, 16))
-    out = sample_latents(counting, micro.scheduler, cond, uncond, seeds, cfg, micro.latent_shape, ss_only, batch)
+    out = _sample(micro, ss_only, seeds=seeds, unet=counting)
     b = len(PROMPTS)
     # First step: the plain CFG call, then all 3 paraphrases of all 6 prompts in one call; then one call a step.
     assert counting.calls == [2 * b, 3 * b, 2 * b, 2 * b, 2 * b]
@@ -149,17 +129,14 @@ def test_pr_uses_one_unet_call_per_step_with_three_predictions(micro):
     m0 = g.batch_stats()["first_step_magnitude"]
     prss = _prss(micro, float(m0.median()))
     counting = CountingUNet(micro.unet)
-    cond, uncond = micro.encode_prompts(PROMPTS), micro.encode_prompts([""] * len(PROMPTS))
-    batch = {"prompt": PROMPTS, "paraphrases": [PARAS[p] for p in PROMPTS]}
-    sample_latents(counting, micro.scheduler, cond, uncond, list(range(10, 16)),
-                   SamplerConfig(num_inference_steps=3, guidance_scale=4.0), micro.latent_shape, prss, batch)
+    _sample(micro, prss, steps=3, unet=counting)
     t = int(prss.batch_stats()["triggered"].sum())
     assert counting.calls == [12, 3 * t, 12 + t, 12 + t]
     assert (prss.batch_stats()["reanchored_steps"][prss.batch_stats()["triggered"]] == 3).all()
 
 
 def test_empty_paraphrase_list_names_the_prompt(micro):
-    prss = PRSSGuidance(micro.encode_prompts, lambda b, i: [], -1.0, 0.0, 1.0)
+    prss = PRSSGuidance(micro.encode_prompts, lambda item: [], -1.0, 0.0, 1.0, True, True, 64, 4)
     with pytest.raises(DatasetError, match="the quiet harbor of marlow.*paraphrase list is empty"):
         _sample(micro, prss, steps=1)
 
@@ -182,10 +159,15 @@ def test_nearest_neighbour_paraphrases_rank_the_pool_by_text_embedding(micro):
 
 
 def test_prss_with_nearest_neighbour_paraphrases_runs_end_to_end(run_job):
-    metrics, _ = run_job(["guidance=prss", "dataset=tiny_memorized", "dataset.world.num_adapt=4",
-                          "eval.images_per_prompt=1", "eval.fid=false", "guidance.paraphrases=nearest",
-                          "guidance.num_paraphrases=4", "guidance.lambda_ss=q0.5", "guidance.calibration_images=8"])
+    metrics, out = run_job(["method=none", "guidance=prss", "dataset=tiny_memorized", "dataset.world.num_adapt=4",
+                            "eval.images_per_prompt=1", "eval.fid=false", "guidance.paraphrases=nearest",
+                            "guidance.num_paraphrases=4", "guidance.lambda_ss=q0.5", "guidance.calibration_images=8"])
     assert metrics["eval/trigger_fraction"] > 0
+    rows = [json.loads(line) for line in (out / "images" / "index.jsonl").read_text().splitlines()]
+    # Triggered images chose a paraphrase (>= 1) or kept the original as the arg-min (0); untriggered keep 0.
+    assert all(r["chosen_candidate"] == 0 for r in rows if not r["triggered"])
+    assert any(r["chosen_candidate"] > 0 for r in rows if r["triggered"])
+    assert sum(r["triggered"] for r in rows) / len(rows) == pytest.approx(metrics["eval/trigger_fraction"])
 
 
 @pytest.mark.slow
@@ -193,7 +175,7 @@ def test_tiny_world_detection_and_prss_mitigation(run_job, tmp_path):
     common = ["model=tiny", "dataset=tiny_memorized", "dataset.world.num_adapt=16", "eval.images_per_prompt=1",
               "eval.fid=false", "eval.sampler.num_inference_steps=25"]
     none, _ = run_job(["method=none", *common], tmp_path / "none")
-    prss, _ = run_job(["guidance=prss", *common], tmp_path / "prss")
+    prss, _ = run_job(["method=none", "guidance=prss", *common], tmp_path / "prss")
     assert none["eval/detection_auc"] >= 0.9
     assert none["eval/memorized_fraction_copied"] >= 0.8
     assert prss["eval/memorized_fraction_copied"] <= none["eval/memorized_fraction_copied"] - 0.5

@@ -1,0 +1,58 @@
+"""Sampling time of PRSS relative to plain CFG (``scripts/benchmark_prss.py``).
+
+Same backbone, prompts, seeds and sampler for both; timed interleaved in one process,
+best of several repeats, on three groups: memorized prompts, non-memorized prompts PRSS
+leaves alone (its own rule decides: untriggered at their seed), and the first
+non-memorized prompts. Targets (issue 5): <= 1.05x where PRSS does not trigger, <= 2x
+where it does.
+"""
+
+from __future__ import annotations
+
+import time
+
+from benchmark.config import SamplerConfig
+from benchmark.data.types import BenchmarkDataset
+from benchmark.guidance.base import SamplingContext
+from benchmark.guidance.prss import PRSS
+from benchmark.models.backbone import Backbone
+from benchmark.sampling.plan import items_for_texts
+from benchmark.sampling.sampler import Guidance, generate_images
+
+
+def _items(prompts, seeds):
+    return items_for_texts([p.text() for p in prompts], seeds, [p.paraphrases for p in prompts])
+
+
+def prss_overhead(backbone: Backbone, data: BenchmarkDataset, method: PRSS, sampler: SamplerConfig,
+                  repeats: int) -> dict:
+    """``{"thresholds": ..., <group>: {"images", "none_s", "prss_s", "ratio", "trigger_fraction"}}``."""
+    method.check(sampler)
+    ctx = SamplingContext(backbone, data, sampler, seed=0, device="cpu")
+    calibration = method.calibrate(ctx)
+    prss = method.guidance(ctx, calibration)
+    controls = [p for p in data.prompts if not p.memorized]
+    quiet = []  # (prompt, seed) of the controls PRSS does not trigger on
+    for start in range(0, len(controls), sampler.batch_size):
+        chunk = controls[start:start + sampler.batch_size]
+        seeds = list(range(start, start + len(chunk)))
+        generate_images(backbone, _items(chunk, seeds), sampler, prss)
+        quiet += [(p, s) for p, s, t in zip(chunk, seeds, prss.batch_stats()["triggered"].tolist()) if not t]
+    memorized = [p for p in data.prompts if p.memorized]
+    groups = {"memorized": (memorized, list(range(len(memorized)))),
+              "non_memorized_untriggered": ([p for p, _ in quiet], [s for _, s in quiet]),
+              "non_memorized_first16": (controls, list(range(len(controls))))}
+    out = {"thresholds": calibration.thresholds}
+    for name, (prompts, seeds) in groups.items():
+        items = _items(prompts[:sampler.batch_size], seeds[:sampler.batch_size])
+        times = {"none": [], "prss": []}
+        for _ in range(repeats):
+            for label, rule in (("none", Guidance()), ("prss", prss)):
+                start = time.perf_counter()
+                generate_images(backbone, items, sampler, rule)
+                times[label].append(time.perf_counter() - start)
+        best = {k: min(v) for k, v in times.items()}
+        out[name] = {"images": len(items), "none_s": round(best["none"], 4), "prss_s": round(best["prss"], 4),
+                     "ratio": round(best["prss"] / best["none"], 3),
+                     "trigger_fraction": float(prss.batch_stats()["triggered"].float().mean())}
+    return out
