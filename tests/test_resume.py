@@ -95,6 +95,6 @@ def test_sweep_skips_non_private_methods_at_a_finite_budget_but_a_single_run_ref
     sweep = _cli(["-m", "experiment=smoke", "method=none", "privacy.epsilon=1,inf", f"hydra.sweep.dir={tmp_path}"])
     assert sweep.returncode == 0, sweep.stderr[-2000:]
     assert "skipped (method none is not differentially private" in sweep.stdout
-    assert [p.parent.name for p in tmp_path.glob("*/metrics.json")] == ["1_none_epsinf_s0"]
+    assert [p.parent.name for p in tmp_path.glob("*/metrics.json")] == ["1_none_none_epsinf_s0"]
     single = _cli(["experiment=smoke", "method=none", "privacy.epsilon=1", f"hydra.run.dir={tmp_path / 'single'}"])
     assert single.returncode == 1 and "not differentially private" in single.stderr
