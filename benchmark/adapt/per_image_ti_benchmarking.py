@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
+MODULE = "benchmark.adapt.per_image_ti_benchmarking"  # not __name__: that is "__main__" under python -m
+
 
 def measure(model: str, images: int, steps: int, batch_size: int, epsilons: list[str], seed: int) -> dict:
     """Run both measurements; return the numbers (``epsilons`` as strings: JSON has no inf)."""
@@ -129,7 +131,7 @@ def main(argv: Optional[list[str]] = None, prog: Optional[str] = None) -> None:
     args = p.parse_args(argv)
 
     result = measure(args.model, args.images, args.steps, args.batch_size, args.epsilons.split(","), args.seed)
-    invoked = prog or "python -m " + __name__
+    invoked = prog or "python -m " + MODULE
     result = {"command": invoked + " " + " ".join(sys.argv[1:] if argv is None else argv), **result}
     for key, value in result.items():
         print(f"{key:40s} {value}")

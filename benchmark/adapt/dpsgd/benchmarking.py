@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
+MODULE = "benchmark.adapt.dpsgd.benchmarking"  # not __name__: that is "__main__" under python -m
+
 MODES = ("hooks", "ghost", "functorch")
 METHODS = ("ti", "lora")
 TARGETS = {"ti": 1.5, "lora": 2.0}
@@ -134,7 +136,7 @@ def measure(method: str, mode: str, model: str, batch: int, steps: int, warmup: 
 
 def measure_in_subprocess(method: str, mode: str, args: argparse.Namespace) -> dict:
     """:func:`measure` in a fresh interpreter (its own peak memory); ``{"error": ...}`` if it failed."""
-    cmd = [sys.executable, "-m", __name__, "--child", method, mode, "--model", args.model, "--batch",
+    cmd = [sys.executable, "-m", MODULE, "--child", method, mode, "--model", args.model, "--batch",
            str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup)]
     path = os.pathsep.join([str(_PACKAGE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path})
@@ -208,7 +210,7 @@ def main(argv: Optional[list[str]] = None, prog: Optional[str] = None) -> None:
                   f"{r['time_ratio']:.2f}x; peak RSS +{r['dp_peak_rss_growth_mb']:.0f} vs "
                   f"+{r['plain_peak_rss_growth_mb']:.0f} MB", flush=True)
 
-    invoked = prog or "python -m " + __name__
+    invoked = prog or "python -m " + MODULE
     meta = {"command": f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} {invoked} "
             + " ".join(sys.argv[1:] if argv is None else argv),
             "model": args.model, "batch": args.batch, "steps": args.steps, "warmup": args.warmup,
