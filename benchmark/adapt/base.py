@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, ClassVar, Optional
 
 import torch
 
@@ -27,10 +27,13 @@ class RunContext:
 
 @dataclass
 class Adaptation:
-    """The outcome of ``Method.adapt``: what sampling uses and what the run reports.
+    """The outcome of ``AdaptationMethod.adapt``: what sampling uses and what the run reports.
 
-    ``embeddings`` maps placeholder tokens to learned rows; they are bound into the
-    text encoder before sampling. ``privacy`` is the (epsilon, delta) this release spent.
+    ``embeddings`` maps placeholder tokens to learned rows; they are bound into the text
+    encoder before sampling (an adapter such as LoRA stays in the backbone instead).
+    ``privacy`` is what the whole release spent: ``epsilon``, ``delta``, ``private`` and
+    the mechanism's parameters, logged as ``privacy/*``. ``metrics`` are logged as
+    ``adapt/*`` and may hold only public settings and functions of the release.
     """
 
     placeholder: str = ""
@@ -42,11 +45,29 @@ class Adaptation:
 class AdaptationMethod:
     """An adaptation method (``method=...``): learns an embedding, an adapter or nothing.
 
-    Subclasses override :meth:`adapt`; the base adapts nothing (``method=none``).
+    A method is a dataclass instantiated from its YAML (``conf/method/<name>.yaml``, the
+    one place its defaults live); ``name`` is its config name. Subclasses override
+    :meth:`adapt`; the base adapts nothing (``method=none``).
+
+    Guarantees every method gives, in the way Opacus states its own:
+
+    * :meth:`check` runs before anything is loaded and raises ``ValueError`` (a
+      ``ConfigError``) naming the key for any setting the method cannot honour; a
+      non-private method refuses a finite ``privacy.epsilon``.
+    * :meth:`adapt` returns an :class:`Adaptation` whose ``privacy`` covers **everything
+      released**: the embeddings it returns, the backbone as it leaves it (an adapter
+      trained in place), every file it writes to ``ctx.output_dir`` and everything sampled
+      from them. For a private method (``privacy["private"]``) the whole release is
+      ``(epsilon, delta)``-DP with respect to one image of ``data.adapt`` for the
+      neighbouring relation it reports; otherwise ``epsilon`` is ``inf`` and ``delta`` 0.
+    * Nothing computed from the private images without DP is returned in
+      ``Adaptation.metrics``, logged, or written to the run directory: a DP method
+      reports only public settings and functions of its release (no training loss).
+      A non-private method may report its training loss: it claims no privacy.
     """
 
-    name = "base"
-    private = False
+    name: str
+    private: ClassVar[bool] = False
 
     def check(self, privacy: PrivacyConfig) -> None:
         """Refuse settings the method cannot honour (e.g. a finite epsilon for a non-DP method)."""
@@ -57,6 +78,7 @@ class AdaptationMethod:
             )
 
     def adapt(self, backbone: Backbone, data: BenchmarkDataset, ctx: RunContext) -> Adaptation:
+        """Learn from ``data.adapt`` (modifying ``backbone`` only as documented by the method)."""
         return Adaptation()
 
     def placeholder_for(self, data: BenchmarkDataset, adaptation: Optional[Adaptation]) -> str:

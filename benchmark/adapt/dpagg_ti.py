@@ -13,14 +13,7 @@ METHODS.md, section DPAgg-TI, steps 1-6:
 
 Steps 2-5 are :func:`release_embedding`, a pure function the tests audit directly.
 
-**Batched per-image TI equals independent runs.** All ``n`` rows train in one Lightning
-run: every optimiser step sees every image exactly ``batch_size`` times (its own draws),
-the loss is the sum over images of each image's mean loss, and the optimiser is AdamW
-with ``weight_decay=0`` (element-wise). So row ``i``'s gradient, and its update, are
-those of a run on image ``i`` alone. The random draws (template, latent sample, noise,
-timestep) of image ``i`` at step ``s`` come from a generator seeded by
-``(seed, i, s)`` only, so a run on image ``i`` alone makes the same draws. What remains
-is floating-point rounding of batched versus single kernels.
+Step 1 is :mod:`benchmark.adapt.per_image_ti` (batched per-image TI equals independent runs).
 
 **Randomness of the release.** The subsample and the noise must be secret: anyone who can
 recompute them can subtract the noise. They are drawn from a generator seeded by the OS
@@ -43,25 +36,23 @@ from typing import Optional
 
 import torch
 from safetensors.torch import save_file
-from torch.utils.data import DataLoader, Dataset
 
 from benchmark.config import ConfigError, PrivacyConfig
 from benchmark.data.datasets import BenchmarkDataset
 from benchmark.lightning import distributed
 from benchmark.adapt.base import Adaptation, AdaptationMethod, RunContext, check_positive
 from benchmark.adapt.embedding_cache import EmbeddingCache, cache_key, model_identity
-from benchmark.adapt.textual_inversion import TextualInversionModule, fill_template, resolve_templates
+from benchmark.adapt.per_image_ti import OPTIMIZER, train_per_image_embeddings
+from benchmark.adapt.textual_inversion import resolve_templates
 from benchmark.models.backbone import Backbone
 from benchmark.privacy import PrivacyReport, calibrate_noisy_mean, sensitivity_of_mean
 from benchmark.privacy.accountants import ACCOUNTANTS, NEIGHBOURING
-from benchmark.privacy.randomness import check_mechanism_seed, mechanism_seed, stream_seed
+from benchmark.privacy.randomness import check_mechanism_seed, mechanism_seed
 from benchmark.privacy.validation import check_delta, check_epsilon, check_radius, check_subsample
 
 log = logging.getLogger(__name__)
 
 BOUNDS = ("normalize", "clip")
-# The optimiser of TextualInversionModule; part of the cache key.
-OPTIMIZER = "AdamW(betas=(0.9, 0.999), eps=1e-08, weight_decay=0)"
 
 
 # ----------------------------------------------------------------------------- steps 2-5
@@ -141,140 +132,32 @@ def vocabulary_mean_norm(backbone: Backbone) -> float:
     return float(weight.norm(dim=1).mean())
 
 
-# ----------------------------------------------------------------------------- step 1
-
-
-def per_image_token(image: int) -> str:
-    return f"<S*_{image}>"
-
-
-class PerImageStepDataset(Dataset):
-    """Item ``s`` is the whole batch of optimiser step ``s``: ``draws`` examples of every image.
-
-    Examples are image-major. Image ``j``'s template, latent-sampling noise, diffusion
-    noise and timestep at step ``s`` come from a generator seeded by
-    ``(seed, image_ids[j], s)``, so they do not depend on which other images share the
-    run, nor on the order in which steps are fetched.
-    """
-
-    def __init__(self, mu: torch.Tensor, sd: torch.Tensor, prompt_ids: torch.Tensor, image_ids: list[int],
-                 steps: int, draws: int, seed: int, num_timesteps: int):
-        self.mu, self.sd, self.prompt_ids = mu, sd, prompt_ids  # prompt_ids: images x templates x length
-        self.image_ids, self.steps, self.draws, self.seed = list(image_ids), steps, draws, seed
-        self.num_timesteps = num_timesteps
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def draw(self, j: int, step: int) -> dict:
-        gen = torch.Generator().manual_seed(stream_seed("dpagg-ti", self.seed, self.image_ids[j], step))
-        shape = (self.draws, *self.mu.shape[1:])
-        template = torch.randint(0, self.prompt_ids.shape[1], (self.draws,), generator=gen)
-        return {
-            "input_ids": self.prompt_ids[j, template],
-            "latent_noise": torch.randn(shape, generator=gen),
-            "noise": torch.randn(shape, generator=gen),
-            "timesteps": torch.randint(0, self.num_timesteps, (self.draws,), generator=gen),
-        }
-
-    def __getitem__(self, step: int) -> dict:
-        parts = [self.draw(j, step) for j in range(len(self.image_ids))]
-        batch = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
-        batch["mu"] = self.mu.repeat_interleave(self.draws, dim=0)
-        batch["sd"] = self.sd.repeat_interleave(self.draws, dim=0)
-        return batch
-
-
-class PerImageTIModule(TextualInversionModule):
-    """Trains one row per image; a step sums each image's mean loss over its own draws.
-
-    Manual optimisation so that a step may run in chunks of ``chunk_images`` images
-    (gradients accumulate; memory stays bounded) while still taking one optimiser step
-    per step, with every row updated exactly once.
-    """
-
-    def __init__(self, backbone: Backbone, placeholder_ids: list[int], init_rows: torch.Tensor,
-                 learning_rate: float, draws: int, chunk_images: Optional[int] = None):
-        super().__init__(backbone, placeholder_ids, init_rows, learning_rate, seed=0)  # draws come in the batch
-        self.automatic_optimization = False
-        self.draws = draws
-        self.chunk_images = chunk_images
-
-    def training_step(self, batch, batch_idx):
-        optimizer = self.optimizers()
-        optimizer.zero_grad()
-        size = len(batch["mu"])
-        chunk = (self.chunk_images or size) * self.draws
-        for start in range(0, size, chunk):
-            part = {key: value[start:start + chunk] for key, value in batch.items()}
-            # Sum over images (not mean): row i's gradient is exactly that of image i's own loss.
-            loss = self.denoising_loss(part).view(-1, self.draws).mean(dim=1).sum()
-            self.manual_backward(loss)
-        optimizer.step()
-        # Nothing is logged: the losses are computed from private images without DP.
-
-
-def train_per_image_embeddings(backbone: Backbone, mu: torch.Tensor, sd: torch.Tensor, captions: list[str],
-                               image_ids: list[int], templates: list[str], init_row: torch.Tensor, *, steps: int,
-                               learning_rate: float, batch_size: int, seed: int, make_trainer,
-                               chunk_images: Optional[int] = None, devices=1) -> torch.Tensor:
-    """Per-image TI: one row per image (``len(image_ids) x D``), all trained in one run.
-
-    ``mu``/``sd`` are the images' latent means and stds, ``image_ids`` their indices in
-    the private set (they name the tokens ``<S*_i>`` and seed the draws). Each step
-    updates every row once with ``batch_size`` draws of its own image; calling this with
-    a single image gives the same row as the batched run (see the module docstring).
-    The backbone's text encoder is left with a plain embedding table, without the
-    learned rows.
-    """
-    tokens = [per_image_token(i) for i in image_ids]
-    vocab = backbone.tokenizer.get_vocab()
-    missing = [t for t in tokens if t not in vocab]
-    if missing:  # repeated calls (independent runs, benchmarks) reuse the tokens
-        backbone.tokenizer.add_tokens(missing)
-        backbone.text_encoder.resize_token_embeddings(len(backbone.tokenizer), mean_resizing=False)
-    ids = backbone.tokenizer.convert_tokens_to_ids(tokens)
-    prompts = [fill_template(t, caption, token) for caption, token in zip(captions, tokens) for t in templates]
-    prompt_ids = backbone.tokenize(prompts).view(len(tokens), len(templates), -1)
-    dataset = PerImageStepDataset(mu, sd, prompt_ids, image_ids, steps, batch_size, seed,
-                                  backbone.scheduler.config.num_train_timesteps)
-    # batch_size=None: item s already is step s's batch; steps are fetched in order.
-    loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=0)
-    init_rows = init_row.detach().float().unsqueeze(0).repeat(len(tokens), 1)
-    module = PerImageTIModule(backbone, ids, init_rows, learning_rate, batch_size, chunk_images)
-    # One device: the batch is the set of images (under DDP, this rank's shard of them;
-    # ``devices`` is then this rank's GPU). No logger: nothing computed from the private
-    # images without DP is logged (the step bar shows no loss). One bar: rank 0's.
-    trainer = make_trainer(max_steps=steps, stage="adapt_per_image", devices=devices, num_nodes=1, strategy="auto",
-                           logger=False, enable_progress_bar=distributed.rank() == 0)
-    try:
-        trainer.fit(module, train_dataloaders=loader)
-    finally:
-        backbone.text_encoder.set_input_embeddings(module.embedding.base)
-    return module.embedding.rows.detach().cpu().clone()
-
-
 # ----------------------------------------------------------------------------- the method
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DPAggTI(AdaptationMethod):
-    """``method=dpagg_ti``: per-image TI, bounded, subsampled, Gaussian noisy mean (METHODS.md)."""
+    """``method=dpagg_ti``: per-image TI, bounded, subsampled, Gaussian noisy mean (METHODS.md).
 
-    name: str = "dpagg_ti"
-    max_steps: int = 800  # TI steps per image (all images step together)
-    batch_size: int = 1  # draws (template, noise, timestep) per image per step: a step sees each image once
-    learning_rate: float = 0.02
-    templates: Optional[list[str]] = None
-    chunk_images: Optional[int] = None  # images per forward pass; None: all at once
-    bound: str = "normalize"
-    clip_radius: Optional[float] = None  # None: mean norm of the vocabulary's rows
-    center: bool = False
-    subsample_size: Optional[int] = None  # None: m = n
-    neighbouring: str = "replace_one"
-    rescale_output: bool = False
-    cache_dir: Optional[str] = None  # None: <cache root>/embeddings
-    mechanism_seed: Optional[int] = None  # None: secret (OS) randomness for subsample and noise
+    Every field comes from ``conf/method/dpagg_ti.yaml``, the one place defaults live.
+    Released: the noisy mean ``u*`` alone (``learned_embeds.safetensors``), covered by
+    ``privacy``; the per-image rows stay in the owner-only cache.
+    """
+
+    name: str
+    max_steps: int  # TI steps per image (all images step together)
+    batch_size: int  # draws (template, noise, timestep) per image per step
+    learning_rate: float
+    templates: Optional[list[str]]
+    chunk_images: Optional[int]  # images per forward pass; None: all at once
+    bound: str
+    clip_radius: Optional[float]  # None: model.embedding_radius, else the mean norm of the vocabulary's rows
+    center: bool
+    subsample_size: Optional[int]  # None: m = n
+    neighbouring: str
+    rescale_output: bool
+    cache_dir: Optional[str]  # None: <cache root>/embeddings
+    mechanism_seed: Optional[int]  # None: secret (OS) randomness for subsample and noise
     private = True
 
     def check(self, privacy: PrivacyConfig) -> None:

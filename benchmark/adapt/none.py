@@ -5,8 +5,12 @@ from dataclasses import dataclass
 from benchmark.adapt.base import AdaptationMethod
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BaseModel(AdaptationMethod):
-    """Sample the pretrained backbone as it is: the reference every method is compared to."""
+    """Sample the pretrained backbone as it is: the reference every method is compared to.
 
-    name: str = "none"
+    Releases nothing learned from the private images: ``privacy`` is ``epsilon=inf``
+    only because it claims no guarantee, not because it spends any.
+    """
+
+    name: str

@@ -54,7 +54,7 @@ class PlaceholderRows(nn.Module):
 
     A leaf module of its own, without buffers: Opacus refuses trainable modules that hold
     buffers, and DP-SGD registers a per-sample gradient for this one
-    (:mod:`benchmark.adapt.dpsgd`).
+    (:mod:`benchmark.adapt.dpsgd.opacus`).
     """
 
     def __init__(self, rows: torch.Tensor):
@@ -182,15 +182,18 @@ class TextualInversionModule(L.LightningModule):
         return torch.optim.AdamW([self.embedding.rows], lr=self.learning_rate, weight_decay=0.0)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TextualInversion(AdaptationMethod):
-    """``method=ti``: learn one placeholder embedding from the adaptation split."""
+    """``method=ti``: learn one placeholder embedding from the adaptation split (not private).
 
-    name: str = "ti"
-    max_steps: int = 600
-    batch_size: int = 8
-    learning_rate: float = 5e-3
-    templates: Optional[list[str]] = None
+    Every field comes from ``conf/method/ti.yaml``, the one place defaults live.
+    """
+
+    name: str
+    max_steps: int
+    batch_size: int
+    learning_rate: float
+    templates: Optional[list[str]]  # None: the dataset's concept.templates, else the paper's generic ones
     private = False
 
     def templates_for(self, data: BenchmarkDataset) -> list[str]:

@@ -4,9 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.config import ModelConfig
-from benchmark.adapt.textual_inversion import PlaceholderEmbedding, TextualInversion
+from benchmark.adapt.textual_inversion import PlaceholderEmbedding
+from benchmark.data.datasets import load_dataset
 from benchmark.models.backbone import load_backbone
+from tests.adapt._helpers import context, method_from_yaml, run_config
 
 
 def test_placeholder_embedding_reads_rows_only_at_placeholder_ids():
@@ -24,19 +25,13 @@ def test_placeholder_embedding_reads_rows_only_at_placeholder_ids():
 
 
 def test_ti_changes_only_the_placeholder_row(tmp_path, micro_world):
-    from benchmark.config import validate_config
-    from benchmark.data.datasets import load_dataset
-    from benchmark.lightning.factories import make_trainer_factory
-    from benchmark.adapt.base import RunContext
-    from tests.conftest import SMOKE, compose
-
-    bb = load_backbone(ModelConfig(name="micro", pretrained="builtin:micro", resolution=32))
+    run = run_config()
+    bb = load_backbone(run.model)
     before = bb.text_encoder.get_input_embeddings().weight.detach().clone()
     unet_before = {k: v.clone() for k, v in bb.unet.state_dict().items()}
-    run = validate_config(compose(SMOKE))
     data = load_dataset(run.dataset, 32)
-    ctx = RunContext(tmp_path, 0, run.privacy, run.strategy, make_trainer_factory(run.strategy, None, tmp_path))
-    result = TextualInversion(max_steps=4, batch_size=4, learning_rate=0.05).adapt(bb, data, ctx)
+    ti = method_from_yaml("ti", max_steps=4, batch_size=4, learning_rate=0.05)
+    result = ti.adapt(bb, data, context(run, tmp_path, seed=0))
     after = bb.text_encoder.get_input_embeddings().weight.detach()
     placeholder_id = bb.tokenizer.convert_tokens_to_ids("<S*>")
     assert after.shape[0] == before.shape[0] + 1
@@ -51,6 +46,6 @@ def test_ti_changes_only_the_placeholder_row(tmp_path, micro_world):
 
 
 def test_initializer_must_be_one_token(micro_world):
-    bb = load_backbone(ModelConfig(name="micro", pretrained="builtin:micro", resolution=32))
+    bb = load_backbone(run_config().model)
     with pytest.raises(ValueError, match="single token"):
         bb.add_placeholder_tokens(["<x>"], "quiet harbor")

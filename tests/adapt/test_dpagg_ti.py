@@ -1,4 +1,4 @@
-"""DPAgg-TI on the micro world: batched per-image TI, the embedding cache, end-to-end runs."""
+"""DPAgg-TI on the micro world: the embedding cache, end-to-end runs, bad input, the default radius."""
 
 from __future__ import annotations
 
@@ -12,89 +12,31 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from benchmark.config import ModelConfig, validate_config
-from benchmark.data.datasets import load_dataset
-from benchmark.lightning.factories import make_trainer_factory
 from benchmark.adapt.base import RunContext
-from benchmark.adapt.dpagg_ti import DPAggTI, PerImageStepDataset, train_per_image_embeddings
+from benchmark.adapt.dpagg_ti import vocabulary_mean_norm
 from benchmark.adapt.embedding_cache import cache_key, model_identity
-from benchmark.adapt.textual_inversion import TextualInversionModule
+from benchmark.data.datasets import load_dataset
 from benchmark.models.backbone import load_backbone
 from benchmark.privacy import PrivacyWarning
-from tests.conftest import SMOKE, compose
+from tests.adapt._helpers import context, method_from_yaml, run_config
 
 TEMPLATES = ["{caption} in the style of {}", "a painting in the style of {}"]
 
 
 def _setup(tmp_path, overrides=()):
-    tmp_path.mkdir(parents=True, exist_ok=True)  # run.py creates the run directory before adapting
-    run = validate_config(compose(SMOKE + ["method=dpagg_ti", *overrides]))
+    run = run_config("method=dpagg_ti", *overrides)
     backbone = load_backbone(run.model)
     data = load_dataset(run.dataset, run.model.resolution)
-    ctx = RunContext(tmp_path, run.seed, run.privacy, run.strategy, make_trainer_factory(run.strategy, None, tmp_path))
-    return backbone, data, ctx
+    return backbone, data, context(run, tmp_path)
 
 
-def _train(backbone, mu, sd, captions, ids, init, root, steps=3, chunk=None):
-    return train_per_image_embeddings(
-        backbone, mu, sd, captions, ids, TEMPLATES, init, steps=steps, learning_rate=0.05, batch_size=2, seed=3,
-        make_trainer=make_trainer_factory(validate_config(compose(SMOKE)).strategy, None, root), chunk_images=chunk)
-
-
-def test_batched_per_image_ti_equals_independent_per_image_runs(micro_world, tmp_path):
-    backbone = load_backbone(ModelConfig(name="micro", pretrained="builtin:micro", resolution=32))
-    data = load_dataset(validate_config(compose(SMOKE)).dataset, 32)
-    k = 4
-    mu, sd = backbone.encode_images(data.adapt.images[:k])
-    captions = data.adapt.captions[:k]
-    init = backbone.text_encoder.get_input_embeddings().weight[5].detach().clone()
-    table_before = backbone.text_encoder.get_input_embeddings().weight.detach().clone()
-
-    batched = _train(backbone, mu, sd, captions, list(range(k)), init, tmp_path)
-    independent = torch.stack([_train(backbone, mu[i:i + 1], sd[i:i + 1], captions[i:i + 1], [i], init, tmp_path)[0]
-                               for i in range(k)])
-    torch.testing.assert_close(batched, independent, atol=1e-5, rtol=0)
-    assert all((batched[i] - init).abs().max() > 1e-3 for i in range(k)), "a row did not train"
-    assert (batched[0] - batched[1]).abs().max() > 1e-4, "rows should differ: each has its own image"
-    # Chunked forward passes (memory) change only the order of float sums.
-    torch.testing.assert_close(_train(backbone, mu, sd, captions, list(range(k)), init, tmp_path, chunk=3), batched,
-                               atol=1e-5, rtol=0)
-    # The backbone is left with a plain table; no private row was written into it.
-    table = backbone.text_encoder.get_input_embeddings()
-    assert isinstance(table, torch.nn.Embedding)
-    torch.testing.assert_close(table.weight[: len(table_before)], table_before)
-    assert not any(torch.allclose(table.weight[-k:][i], batched[i]) for i in range(k))
-
-    # A plain PyTorch loop on image 2 alone (no Lightning), same draws: the same row.
-    ids = backbone.tokenizer.convert_tokens_to_ids(["<S*_2>"])
-    ti = TextualInversionModule(backbone, ids, init.unsqueeze(0), 0.05, seed=0)
-    prompts = backbone.tokenize([t.replace("{caption}", captions[2]).format("<S*_2>") for t in TEMPLATES])
-    steps = PerImageStepDataset(mu[2:3], sd[2:3], prompts.unsqueeze(0), [2], 3, 2, 3,
-                                backbone.scheduler.config.num_train_timesteps)
-    opt = ti.configure_optimizers()
-    for s in range(3):
-        opt.zero_grad()
-        ti.denoising_loss(steps[s]).mean().backward()
-        opt.step()
-    backbone.text_encoder.set_input_embeddings(ti.embedding.base)
-    torch.testing.assert_close(ti.embedding.rows.detach()[0], batched[2], atol=1e-5, rtol=0)
-
-
-def test_the_draws_of_an_image_do_not_depend_on_the_other_images():
-    mu, sd = torch.zeros(3, 4, 2, 2), torch.ones(3, 4, 2, 2)
-    ids = torch.arange(3 * 2 * 5).view(3, 2, 5)
-    together = PerImageStepDataset(mu, sd, ids, [0, 1, 2], steps=4, draws=2, seed=9, num_timesteps=1000)
-    alone = PerImageStepDataset(mu[1:2], sd[1:2], ids[1:2], [1], steps=4, draws=2, seed=9, num_timesteps=1000)
-    for step in (3, 0):  # any order
-        a, b = together[step], alone[step]
-        for key in a:
-            assert torch.equal(a[key][2:4], b[key]), key
-    assert not torch.equal(together[0]["noise"][:2], together[1]["noise"][:2])  # fresh draws each step
+def dpagg(**fields):
+    return method_from_yaml("dpagg_ti", **fields)
 
 
 def test_a_second_epsilon_reuses_the_cache_and_trains_nothing(micro_world, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
-    method = DPAggTI(max_steps=2, batch_size=2, cache_dir=str(cache))
+    method = dpagg(max_steps=2, batch_size=2, cache_dir=str(cache))
     backbone, data, ctx = _setup(tmp_path / "eps1", ["privacy=dp", "privacy.epsilon=1"])
     first = method.adapt(backbone, data, ctx)
     assert first.metrics["adapt/cache_hit"] == 0 and first.metrics["adapt/per_image_train_s"] > 0
@@ -132,19 +74,19 @@ def test_the_cache_key_changes_with_everything_the_embeddings_depend_on(micro_wo
     backbone, data, ctx = _setup(tmp_path)
     identity = model_identity(backbone)
     assert identity["hash_of"] == "world.json"
-    method = DPAggTI()
+    method = dpagg()
     base = cache_key(method.cache_material(identity, data, ctx, TEMPLATES))
-    assert base == cache_key(DPAggTI(chunk_images=2).cache_material(identity, data, ctx, TEMPLATES))
+    assert base == cache_key(dpagg(chunk_images=2).cache_material(identity, data, ctx, TEMPLATES))
     variants = [
-        DPAggTI(max_steps=7).cache_material(identity, data, ctx, TEMPLATES),
-        DPAggTI(learning_rate=0.1).cache_material(identity, data, ctx, TEMPLATES),
-        DPAggTI(batch_size=3).cache_material(identity, data, ctx, TEMPLATES),
+        dpagg(max_steps=7).cache_material(identity, data, ctx, TEMPLATES),
+        dpagg(learning_rate=0.1).cache_material(identity, data, ctx, TEMPLATES),
+        dpagg(batch_size=3).cache_material(identity, data, ctx, TEMPLATES),
         method.cache_material(identity, data, ctx, TEMPLATES[:1]),
         method.cache_material({**identity, "hash": "0" * 64}, data, ctx, TEMPLATES),
         method.cache_material(identity, data, RunContext(tmp_path, ctx.seed + 1, ctx.privacy, ctx.strategy, None),
                               TEMPLATES),
     ]
-    other_data = load_dataset(validate_config(compose(SMOKE + ["dataset.world.seed=1"])).dataset, 32)
+    other_data = load_dataset(run_config("dataset.world.seed=1").dataset, 32)
     variants.append(method.cache_material(identity, other_data, ctx, TEMPLATES))
     keys = {cache_key(v) for v in variants}
     assert base not in keys and len(keys) == len(variants)
@@ -194,22 +136,25 @@ def test_bad_input_names_the_key_before_any_training(run_job, tmp_path, override
 def test_delta_at_least_one_over_n_warns_and_says_why(micro_world, tmp_path):
     backbone, data, ctx = _setup(tmp_path, ["privacy=dp", "privacy.delta=0.2"])
     with pytest.warns(PrivacyWarning, match=r"1/n = 1/8.*release a whole private record"):
-        n, m, radius, report = DPAggTI().plan(backbone, data, ctx.privacy)
+        n, m, radius, report = dpagg().plan(backbone, data, ctx.privacy)
     assert (n, m) == (8, 8) and report.epsilon <= 1.0 and radius > 0
 
 
 def test_default_radius_is_the_models_embedding_radius_else_the_vocabulary_mean_norm(micro_world, tmp_path):
-    from benchmark.adapt.dpagg_ti import vocabulary_mean_norm
-
     backbone, data, ctx = _setup(tmp_path, ["privacy=dp"])
     assert backbone.embedding_radius == 3.0  # conf/model/micro.yaml, as the shipped world
-    assert DPAggTI().plan(backbone, data, ctx.privacy)[2] == 3.0
-    assert DPAggTI(clip_radius=0.5).plan(backbone, data, ctx.privacy)[2] == 0.5  # the method's own R wins
-    backbone.embedding_radius = None  # a real model: METHODS.md's default
-    weights = backbone.text_encoder.get_input_embeddings().weight.detach()
-    expected = float(weights.norm(dim=1).mean())
-    assert vocabulary_mean_norm(backbone) == pytest.approx(expected)
-    assert DPAggTI().plan(backbone, data, ctx.privacy)[2] == pytest.approx(expected)
+    assert dpagg().plan(backbone, data, ctx.privacy)[2] == 3.0
+    assert dpagg(clip_radius=0.5).plan(backbone, data, ctx.privacy)[2] == 0.5  # the method's own R wins
+    backbone.embedding_radius = None  # a real model: METHODS.md's default, the mean row norm
+    table = backbone.text_encoder.get_input_embeddings().weight
+    vocab = table.shape[0]
+    with torch.no_grad():  # row i = (i+1) * (3, 4, 0, ...): norm 5 (i+1), so the mean is 5 (V+1)/2
+        table.zero_()
+        table[:, 0] = 3.0 * torch.arange(1, vocab + 1)
+        table[:, 1] = 4.0 * torch.arange(1, vocab + 1)
+    expected = 5.0 * (vocab + 1) / 2
+    assert vocabulary_mean_norm(backbone) == pytest.approx(expected, rel=1e-6)
+    assert dpagg().plan(backbone, data, ctx.privacy)[2] == pytest.approx(expected, rel=1e-6)
 
 
 def test_cli_bad_input_exits_nonzero_without_metrics(tmp_path):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-WORKER = Path(__file__).resolve().parent / "dpsgd_ddp_worker.py"
-REPO = WORKER.parents[1]
+WORKER = Path(__file__).resolve().parent / "ddp_worker.py"
+REPO = WORKER.parents[3]
 
 
 def _launch(out: Path, world: int, kinds: str) -> None:

@@ -1,7 +1,7 @@
-"""Worker for tests/test_dpsgd_ddp.py: DP-SGD TI under Lightning ``strategy=ddp`` on CPU (gloo).
+"""Worker for tests/adapt/dpsgd/test_ddp.py: DP-SGD TI under Lightning ``strategy=ddp`` on CPU (gloo).
 
-Run as ``python tests/dpsgd_ddp_worker.py OUT WORLD``; Lightning re-launches this script
-for the other ranks. Two fits, each saving every rank's trained row to ``OUT``:
+Run as ``PYTHONPATH=<repo> python tests/adapt/dpsgd/ddp_worker.py OUT WORLD [KINDS]``; Lightning
+re-launches this script (with the same environment) for the other ranks. Two fits, each saving every rank's trained row to ``OUT``:
 
 * ``poisson``: real Poisson sampling and noise (z = 1): ranks must end identical;
 * ``fixed``: zero noise, the same global batch every step, split over the ranks, and
@@ -15,21 +15,19 @@ import os
 import sys
 from pathlib import Path
 
-import lightning as L
-import torch
-from torch.utils.data import DataLoader, Dataset
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports huggingface_hub
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import lightning as L  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
-from benchmark.config import ModelConfig  # noqa: E402
-from benchmark.data.datasets import load_dataset  # noqa: E402
-from benchmark.adapt.dpsgd import (  # noqa: E402
-    Denoiser, DPSettings, DPSGDModule, LatentPromptDataset, _rank_and_world)
+from benchmark.adapt.dpsgd.base import LatentPromptDataset  # noqa: E402
+from benchmark.adapt.dpsgd.module import Denoiser, DPSGDModule  # noqa: E402
+from benchmark.adapt.dpsgd.opacus import DPSettings, rank_and_world  # noqa: E402
 from benchmark.adapt.textual_inversion import PlaceholderEmbedding, TemplatePromptDataset  # noqa: E402
+from benchmark.data.datasets import load_dataset  # noqa: E402
 from benchmark.models.backbone import load_backbone  # noqa: E402
-from tests.conftest import SMOKE, compose  # noqa: E402
+from tests.adapt._helpers import run_config  # noqa: E402
 
 GLOBAL_BATCH = 8
 STEPS = 3
@@ -53,7 +51,7 @@ class FixedSplitModule(DPSGDModule):
 
     def setup(self, stage):
         super().setup(stage)
-        rank, world = _rank_and_world()
+        rank, world = rank_and_world()
         share = len(self.train_set) // world
         indices = list(range(rank * share, (rank + 1) * share))
         self.loader = DataLoader(torch.utils.data.Subset(self.train_set, indices * STEPS), batch_size=share)
@@ -72,11 +70,8 @@ class FixedSplitModule(DPSGDModule):
 
 
 def fit(kind: str, world: int, out: Path) -> None:
-    run = compose(SMOKE)
-    from benchmark.config import validate_config
-
-    run = validate_config(run)
-    backbone = load_backbone(ModelConfig(name="micro", pretrained="builtin:micro", resolution=32))
+    run = run_config()
+    backbone = load_backbone(run.model)
     data = load_dataset(run.dataset, 32)
     concept = data.config.concept
     ids, init = backbone.add_placeholder_tokens([concept.placeholder], concept.initializer_token)

@@ -1,0 +1,61 @@
+"""Opacus glue: the placeholder-row grad sampler, layer compatibility, trainer settings."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from benchmark.adapt.dpsgd.opacus import check_opacus_compatible, check_trainer_compatible
+from benchmark.adapt.textual_inversion import PlaceholderEmbedding
+from benchmark.config import ConfigError
+from tests.adapt._helpers import run_config
+
+
+def test_placeholder_rows_have_no_buffers_and_opacus_takes_their_per_example_gradient():
+    from opacus.grad_sample import GradSampleModule
+
+    base = nn.Embedding(10, 4).requires_grad_(False)
+    emb = PlaceholderEmbedding(base, [8, 9], torch.randn(2, 4))
+    assert not list(emb.learned.buffers())  # Opacus refuses trainable modules with buffers
+    ids = torch.tensor([[1, 8, 2, 9], [9, 9, 0, 3]])
+    weights = torch.randn(2, 4, 4)
+    wrapped = GradSampleModule(emb, loss_reduction="sum")
+    (wrapped(ids) * weights).sum().backward()
+    per_example = emb.rows.grad_sample  # 2 examples x 2 rows x D
+    for b in range(2):  # example b's gradient of row k: the sum of its weights where row k sits
+        for k, token in enumerate((8, 9)):
+            torch.testing.assert_close(per_example[b, k], weights[b][ids[b] == token].sum(0))
+
+
+def test_layers_opacus_cannot_handle_are_named_with_a_fix():
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    with pytest.raises(ConfigError, match=r"BatchNorm.*ModuleValidator\.fix"):
+        check_opacus_compatible(model, "hooks")
+    frozen_bn = nn.Sequential(nn.Linear(3, 4), nn.GroupNorm(2, 4))
+    check_opacus_compatible(frozen_bn, "hooks")  # supported layers pass
+
+    class Custom(nn.Module):  # a trainable layer with a buffer, for which ghost has no norm sampler
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(3))
+            self.register_buffer("stat", torch.zeros(3))
+
+    with pytest.raises(ConfigError, match=r"custom \(Custom\): a trainable layer with buffers"):
+        check_opacus_compatible(nn.ModuleDict({"custom": Custom()}), "hooks")
+
+
+def test_ghost_clipping_and_other_strategies_are_refused_with_several_processes():
+    strategy = run_config().strategy
+
+    def on(**changes):
+        return dataclasses.replace(strategy, **changes)
+
+    with pytest.raises(ConfigError, match="grad_sample_mode=ghost"):
+        check_trainer_compatible(on(devices=2, strategy="ddp"), "ghost")
+    with pytest.raises(ConfigError, match="strategy.strategy='ddp_spawn'"):
+        check_trainer_compatible(on(devices=2, strategy="ddp_spawn"), "hooks")
+    check_trainer_compatible(on(devices=2, strategy="ddp"), "hooks")
+    check_trainer_compatible(on(devices=1, strategy="auto"), "ghost")  # one process: ghost is fine
