@@ -54,7 +54,7 @@ class PlaceholderRows(nn.Module):
 
     A leaf module of its own, without buffers: Opacus refuses trainable modules that hold
     buffers, and DP-SGD registers a per-sample gradient for this one
-    (:mod:`benchmark.adapt.dpsgd.opacus`).
+    (:mod:`benchmark.adapt.dpsgd.opacus_glue`).
     """
 
     def __init__(self, rows: torch.Tensor):

@@ -1,6 +1,6 @@
 """DP-SGD adaptation methods (Opacus): ``dpsgd_ti``, ``dpsgd_lora`` and the non-private ``lora``.
 
-* :mod:`~benchmark.adapt.dpsgd.opacus`: Opacus glue any DP-SGD method reuses (per-example
+* :mod:`~benchmark.adapt.dpsgd.opacus_glue`: Opacus glue any DP-SGD method reuses (per-example
   samplers for placeholder rows, compatibility and trainer checks, the lockstep Poisson
   loader, ``make_private``);
 * :mod:`~benchmark.adapt.dpsgd.module`: the LightningModule (one clipped, noised step per

@@ -45,7 +45,7 @@ from torch.utils.data import Dataset
 
 from benchmark.adapt.base import AdaptationMethod, RunContext, check_positive
 from benchmark.adapt.dpsgd.module import Denoiser, DPSGDModule, PerExampleMSE
-from benchmark.adapt.dpsgd.opacus import (GRAD_SAMPLE_MODES, DPSettings, check_opacus_compatible,
+from benchmark.adapt.dpsgd.opacus_glue import (GRAD_SAMPLE_MODES, DPSettings, check_opacus_compatible,
                                           check_trainer_compatible)
 from benchmark.adapt.textual_inversion import TemplatePromptDataset, resolve_templates
 from benchmark.config import ConfigError, PrivacyConfig

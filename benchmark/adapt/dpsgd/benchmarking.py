@@ -74,7 +74,7 @@ def measure(method: str, mode: str, model: str, batch: int, steps: int, warmup: 
     from benchmark.adapt.base import RunContext
     from benchmark.adapt.dpsgd.base import LatentPromptDataset
     from benchmark.adapt.dpsgd.module import Denoiser, DPSGDModule
-    from benchmark.adapt.dpsgd.opacus import DPSettings
+    from benchmark.adapt.dpsgd.opacus_glue import DPSettings
     from benchmark.adapt.textual_inversion import TemplatePromptDataset
     from benchmark.config import compose_config, validate_config
     from benchmark.data.datasets import load_dataset

@@ -3,7 +3,7 @@
 Guarantees (with ``dp`` set): each optimiser step consumes exactly one Poisson batch of
 rate ``dp.sample_rate`` (never accumulated; an empty batch is still a step, booked by
 the accountant), clips every example's gradient to ``dp.max_grad_norm`` and adds the
-noise once, through :func:`benchmark.adapt.dpsgd.opacus.make_private`; the epsilon it
+noise once, through :func:`benchmark.adapt.dpsgd.opacus_glue.make_private`; the epsilon it
 reports (:meth:`DPSGDModule.epsilon_so_far`) is the suite's accountant's for the steps
 actually taken. No loss is logged in a DP run: a loss on private data is not DP.
 ``dp=None`` trains the same model on ordinary shuffled batches, without clipping or noise.
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from benchmark.adapt.dpsgd.opacus import DPSettings, booked_steps, make_private, rank_and_world, release_private
+from benchmark.adapt.dpsgd.opacus_glue import DPSettings, booked_steps, make_private, rank_and_world, release_private
 from benchmark.adapt.textual_inversion import noisy_latents_and_target
 from benchmark.config import ConfigError
 from benchmark.privacy import epsilon_spent

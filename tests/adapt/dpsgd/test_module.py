@@ -9,7 +9,7 @@ from torch.utils.data import default_collate
 
 from benchmark.adapt.dpsgd.base import LatentPromptDataset
 from benchmark.adapt.dpsgd.module import Denoiser, DPSGDModule
-from benchmark.adapt.dpsgd.opacus import DPSettings
+from benchmark.adapt.dpsgd.opacus_glue import DPSettings
 from benchmark.adapt.textual_inversion import TemplatePromptDataset
 from benchmark.data.datasets import load_dataset
 from benchmark.models.backbone import load_backbone

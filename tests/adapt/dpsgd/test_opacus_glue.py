@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.adapt.dpsgd.opacus import check_opacus_compatible, check_trainer_compatible
+from benchmark.adapt.dpsgd.opacus_glue import check_opacus_compatible, check_trainer_compatible
 from benchmark.adapt.textual_inversion import PlaceholderEmbedding
 from benchmark.config import ConfigError
 from tests.adapt._helpers import run_config
