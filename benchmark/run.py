@@ -24,8 +24,10 @@ from torch.utils.data import DataLoader
 from torchvision.utils import make_grid
 
 from benchmark.config import ConfigError, RunConfig, validate_config
-from benchmark.data.datasets import BenchmarkDataset, EvalPrompt, load_dataset
-from benchmark.evaluate import Evaluator, Generations
+from benchmark.data.types import BenchmarkDataset, EvalPrompt
+from benchmark.datasets import load_dataset
+from benchmark.metrics.evaluate import Evaluator, evaluation_device
+from benchmark.sampling.generations import Generations
 from benchmark.lightning import distributed
 from benchmark.lightning.factories import make_logger, make_trainer_factory
 from benchmark.sampling.predict import PromptSeedDataset, SamplingModule, collate_prompts
@@ -214,6 +216,9 @@ def _run_stages(cfg: DictConfig, run_cfg: RunConfig, resolved: dict, method: Ada
     with _timed(timings, "load"):
         backbone = load_backbone(run_cfg.model)
         data = load_dataset(run_cfg.dataset, run_cfg.model.resolution)
+    # Built before any work so that a wrong eval.metrics name fails at once; encoders load when first used.
+    evaluator = Evaluator(run_cfg.model, run_cfg.eval, backbone.world_dir, run_cfg.seed,
+                          evaluation_device(run_cfg.strategy))
     epsilon = float(run_cfg.privacy.epsilon)
     tags = [f"method:{method.name}", f"guidance:{guidance.name}", f"dataset:{data.name}", f"epsilon:{epsilon:g}", f"model:{backbone.name}"]
     run_name = f"{method.name}-{guidance.name}-{data.name}-eps{epsilon:g}-s{run_cfg.seed}"
@@ -239,8 +244,7 @@ def _run_stages(cfg: DictConfig, run_cfg: RunConfig, resolved: dict, method: Ada
             return {}  # metrics are computed once, on rank 0
         grid = save_grid(gens.images, output_dir / "samples_grid.png", run_cfg.eval.grid_images)
         with _timed(timings, "evaluate"):
-            evaluator = Evaluator(run_cfg.model, run_cfg.eval, backbone.world_dir, run_cfg.seed)
-            scores = evaluator(gens, data, data.prompts)
+            scores = evaluator(gens, data)
         timings["time/total_s"] = round(sum(timings.values()), 3)
         metrics = {
             "method": method.name, "guidance": guidance.name, "dataset": data.name, "model": backbone.name, "seed": run_cfg.seed,

@@ -42,6 +42,7 @@ from benchmark.world.architectures import (
     make_unet,
     make_vae,
 )
+from benchmark.world.judge import load_attribute_classifier  # noqa: F401  (moved; old import path)
 from benchmark.world.tokenizer import build_world_tokenizer
 
 IMAGE_MEAN = IMAGE_STD = [0.5, 0.5, 0.5]  # pixel values in [-1, 1] everywhere in the world
@@ -139,12 +140,6 @@ def train_classifier(out: Path, scale: WorldScale, seed: int, progress: bool) ->
     folder.mkdir(parents=True, exist_ok=True)
     save_file(model.state_dict(), folder / "model.safetensors")
     (folder / "config.json").write_text(json.dumps({"heads": {k: list(v) for k, v in model.HEADS.items()}}, indent=1))
-
-
-def load_attribute_classifier(folder: Path) -> AttributeClassifier:
-    model = AttributeClassifier()
-    model.load_state_dict(load_file(Path(folder) / "model.safetensors"))
-    return model.eval()
 
 
 def codec_training_images(data: PublicSplit, seed: int) -> np.ndarray:
