@@ -151,3 +151,16 @@ def test_wandb_summaries_are_the_declarations():
     assert {k: v for k, v in defined.items() if k.startswith("eval/")} == {
         k: key.summary for k, key in declared_keys().items()}
     assert defined["privacy/*"] == "last" and not [k for k in defined if k.startswith("memorization/")]
+
+
+def test_encoders_load_once_on_the_evaluation_device(micro_world):
+    from benchmark.config import StrategyConfig
+    from benchmark.metrics.evaluate import evaluation_device
+
+    assert evaluation_device(StrategyConfig(accelerator="cpu")) == torch.device("cpu")
+    # "meta" stands in for an accelerator: every encoder parameter must end up there.
+    context = Evaluator(MICRO, EvalConfig(), micro_world, 0, device="meta").context
+    clip = context.clip
+    assert context.clip is clip and {p.device.type for p in clip[0].parameters()} == {"meta"}
+    assert {p.device.type for p in context.judge.parameters()} == {"meta"}
+    assert {b.device.type for b in context.fid_features.buffers()} == {"meta"}
