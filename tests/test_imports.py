@@ -81,6 +81,17 @@ def import_graph(package: Path = PACKAGE, executed_on_import: bool = False) -> d
     return graph
 
 
+def reachable_from(graph: dict[str, set[str]], module: str) -> set[str]:
+    """``module`` and every module it imports, directly or not."""
+    seen, todo = set(), [module]
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo += graph[m]
+    return seen
+
+
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """One shortest cycle (a -> ... -> a) through each strongly connected component of >1 module."""
     index, low, stack, on_stack, components = {}, {}, [], set(), []
@@ -174,15 +185,16 @@ HEAVY = {"torch", "numpy", "transformers", "diffusers", "cleanfid", "torchmetric
 def test_metric_declarations_import_no_model_code(module):
     """The report and the W&B set-up read the declarations; importing them must not load torch."""
     graph, files = import_graph(executed_on_import=True), module_files()
-    reachable, todo = set(), [module]
-    while todo:
-        m = todo.pop()
-        if m not in reachable:
-            reachable.add(m)
-            todo += graph[m]
+    reachable = reachable_from(graph, module)
     heavy = {}
     for m in reachable:
         for node in _import_nodes(ast.parse(files[m].read_text()), executed_on_import=True):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
             heavy.update({m: n for n in names if n.split(".")[0] in HEAVY})
     assert not heavy, f"{module} loads model code on import: {heavy}"
+
+
+def test_evaluation_never_reaches_the_world_build():
+    """Loading the judge must not load the build's training code (DESIGN.md: world via its judge)."""
+    reachable = reachable_from(import_graph(), "benchmark.metrics.evaluate")
+    assert "benchmark.world.judge" in reachable and "benchmark.world.build" not in reachable

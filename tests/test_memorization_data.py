@@ -71,7 +71,7 @@ def test_tiny_memorized_world_set_has_paraphrases_for_every_prompt():
     assert all(len(p.paraphrases) == 15 and p.template not in p.paraphrases for p in data.prompts)
 
 
-def test_sdv1_500_template_runs_on_a_user_folder(run_job, tmp_path):
+def test_sdv1_500_template_runs_on_a_user_folder(run_job, tmp_path, micro_world):
     _write(tmp_path / "sd500", [
         {"caption": "a famous poster", "images": ["gt/a.png"], "caption1": "a well known poster"},
         {"caption": "a dog on grass", "memorized": False, "caption1": "a puppy on a lawn"},
@@ -90,6 +90,13 @@ def test_sdv1_500_template_runs_on_a_user_folder(run_job, tmp_path):
                                         .resize((32, 32), Image.BICUBIC))).permute(2, 0, 1)[None]
     sims = max_similarity(images, truth, PixelCopyDescriptor())
     assert metrics["eval/memorized_similarity_mean"] == pytest.approx(float(sims.mean()), abs=1e-6)
+    # The clip-vs-copy analysis reads the same run back: the same images, prompts and similarities.
+    from benchmark.metrics.encoders import load_clip
+    from benchmark.report.clip_vs_copy import per_image_scores
+
+    model, processor = load_clip(micro_world / "clip")
+    similarity, clip = per_image_scores(out, model, processor, PixelCopyDescriptor())
+    assert similarity == pytest.approx(sims.tolist(), abs=1e-6) and len(clip) == 2
     with pytest.raises(DatasetError, match="folder does not exist"):
         run_job(["method=none", "dataset=sdv1_500_memorized", f"dataset.path={tmp_path / 'nope'}"], tmp_path / "r2")
 
