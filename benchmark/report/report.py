@@ -5,8 +5,9 @@ per method x epsilon [x knobs], mean and std over seeds of every metric),
 ``utility_vs_epsilon.png`` and, when the runs report memorization,
 ``memorization_vs_alignment.png``. The main table's columns are the declared metrics
 (benchmark/metrics/catalog.py) the runs report, marked ↑/↓ by their better direction,
-memorization columns (copying, per-group CLIP score, detection AUC, trigger rates) included. Files are written atomically. Corrupt or missing
-results are skipped with a warning naming them; the report never stops on them.
+memorization columns (copying, per-group CLIP score, detection AUC, trigger rates)
+included. Files are written atomically. Corrupt or missing results are skipped with a
+warning naming them; the report never stops on them.
 With ``--wandb`` and W&B online (an account configured), the summary table is also
 logged to a W&B run of job type ``report`` in the sweep's group.
 """
