@@ -120,14 +120,12 @@ class SamplerConfig:
 class EvalConfig:
     num_images: int = 64
     images_per_prompt: Optional[int] = None  # None: spread num_images over the prompts
-    fid: bool = True
+    # Metric names (benchmark/metrics/catalog.py), computed in this order; each declares its keys.
+    metrics: list[str] = field(default_factory=lambda: ["fidelity", "clip_score", "concept", "memorization",
+                                                        "detection", "trigger"])
     kid_subset_size: int = 50
-    clip_score: bool = True
-    concept_accuracy: bool = True
-    memorization: bool = True
     memorization_threshold: Optional[float] = None  # None: the model's copy_threshold
-    grid_images: int = 16
-    save_images: bool = True
+    grid_images: int = 32
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
 
 

@@ -20,8 +20,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.config import ConfigError, RunConfig, validate_config
-from benchmark.data.datasets import load_dataset
-from benchmark.evaluate import Evaluator
+from benchmark.data.types import BenchmarkDataset, EvalPrompt
+from benchmark.datasets import load_dataset
+from benchmark.metrics.evaluate import Evaluator, evaluation_device
+from benchmark.sampling.generations import Generations
 from benchmark.lightning import distributed
 from benchmark.lightning.factories import make_logger, make_trainer_factory
 from benchmark.sampling.generate import generate, sampling_device
@@ -147,6 +149,9 @@ def _run_stages(cfg: DictConfig, run_cfg: RunConfig, resolved: dict, method: Ada
     with _timed(timings, "load"):
         backbone = load_backbone(run_cfg.model)
         data = load_dataset(run_cfg.dataset, run_cfg.model.resolution)
+    # Built before any work so that a wrong eval.metrics name fails at once; encoders load when first used.
+    evaluator = Evaluator(run_cfg.model, run_cfg.eval, backbone.world_dir, run_cfg.seed,
+                          evaluation_device(run_cfg.strategy))
     epsilon = float(run_cfg.privacy.epsilon)
     tags = [f"method:{method.name}", f"guidance:{guidance.name}", f"dataset:{data.name}", f"epsilon:{epsilon:g}", f"model:{backbone.name}"]
     run_name = f"{method.name}-{guidance.name}-{data.name}-eps{epsilon:g}-s{run_cfg.seed}"
@@ -177,8 +182,7 @@ def _run_stages(cfg: DictConfig, run_cfg: RunConfig, resolved: dict, method: Ada
             return {}  # metrics are computed once, on rank 0
         grid = gens.grid
         with _timed(timings, "evaluate"):
-            evaluator = Evaluator(run_cfg.model, run_cfg.eval, backbone.world_dir, run_cfg.seed)
-            scores = evaluator(gens, data, data.prompts)
+            scores = evaluator(gens, data)
         timings["time/total_s"] = round(sum(timings.values()), 3)
         metrics = {
             "method": method.name, "guidance": guidance.name, "dataset": data.name, "model": backbone.name, "seed": run_cfg.seed,

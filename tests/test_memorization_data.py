@@ -1,14 +1,17 @@
-"""Memorization datasets from JSONL: ground truth, paraphrases (incl. caption1..K), bad input."""
+"""Dataset sources: the registry, memorization JSONL (ground truth, paraphrases incl. caption1..K),
+world-only attributes, the content hash, bad input."""
 
 import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from benchmark.config import DatasetConfig, WorldSourceConfig
-from benchmark.data.datasets import DatasetError, load_dataset
+from benchmark.config import ConfigError, DatasetConfig, WorldSourceConfig
 from benchmark.data.memorization import paraphrases_of
+from benchmark.data.types import DatasetError, content_hash
+from benchmark.datasets import load_dataset, source_names
 
 
 def _write(root, rows, images=("gt/a.png", "gt/b.png")):
@@ -68,14 +71,70 @@ def test_tiny_memorized_world_set_has_paraphrases_for_every_prompt():
     assert all(len(p.paraphrases) == 15 and p.template not in p.paraphrases for p in data.prompts)
 
 
-def test_sdv1_500_template_runs_on_a_user_folder(run_job, tmp_path):
+def test_sdv1_500_template_runs_on_a_user_folder(run_job, tmp_path, micro_world):
     _write(tmp_path / "sd500", [
         {"caption": "a famous poster", "images": ["gt/a.png"], "caption1": "a well known poster"},
         {"caption": "a dog on grass", "memorized": False, "caption1": "a puppy on a lawn"},
     ])
-    metrics, _ = run_job(["guidance=prss", "dataset=sdv1_500_memorized", f"dataset.path={tmp_path / 'sd500'}",
-                          "eval.images_per_prompt=2", "eval.fid=false", "guidance.calibration_images=2"])
-    assert metrics["dataset"] == "sdv1_500_memorized" and "eval/memorized_fraction_copied" in metrics
+    metrics, out = run_job(["guidance=prss", "dataset=sdv1_500_memorized", f"dataset.path={tmp_path / 'sd500'}",
+                            "eval.images_per_prompt=2", "eval.metrics=[clip_score,memorization,detection,trigger]",
+                            "guidance.calibration_images=2"])
+    assert metrics["dataset"] == "sdv1_500_memorized" and "eval/fid" not in metrics
     assert "eval/control_clip_score" in metrics and "eval/detection_auc" in metrics
+    # The copy metric of the memorized prompt (images 0 and 1) equals a direct computation from the PNGs.
+    from benchmark.metrics.memorization import PixelCopyDescriptor, max_similarity
+
+    images = torch.stack([torch.from_numpy(np.asarray(Image.open(out / "images" / f"{i:05d}.png"))).permute(2, 0, 1)
+                          for i in range(2)])
+    truth = torch.from_numpy(np.asarray(Image.open(tmp_path / "sd500" / "gt" / "a.png").convert("RGB")
+                                        .resize((32, 32), Image.BICUBIC))).permute(2, 0, 1)[None]
+    sims = max_similarity(images, truth, PixelCopyDescriptor())
+    assert metrics["eval/memorized_similarity_mean"] == pytest.approx(float(sims.mean()), abs=1e-6)
+    # The clip-vs-copy analysis reads the same run back: the same images, prompts and similarities.
+    from benchmark.metrics.encoders import load_clip
+    from benchmark.report.clip_vs_copy import per_image_scores
+
+    model, processor = load_clip(micro_world / "clip")
+    similarity, clip = per_image_scores(out, model, processor, PixelCopyDescriptor())
+    assert similarity == pytest.approx(sims.tolist(), abs=1e-6) and len(clip) == 2
     with pytest.raises(DatasetError, match="folder does not exist"):
         run_job(["method=none", "dataset=sdv1_500_memorized", f"dataset.path={tmp_path / 'nope'}"], tmp_path / "r2")
+
+
+def test_an_unknown_source_is_a_config_error_listing_the_registered_ones():
+    assert source_names() == ["hf", "imagefolder", "memorization", "world"]
+    with pytest.raises(ConfigError, match="dataset.source='webdataset' .* hf, imagefolder, memorization, world"):
+        load_dataset(DatasetConfig(name="x", source="webdataset"), resolution=32)
+
+
+def _folder(root, captions):
+    for split in ("train", "test"):
+        (root / split).mkdir(parents=True)
+        rows = []
+        for i, caption in enumerate(captions):
+            Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)).save(root / split / f"{i}.png")
+            rows.append(json.dumps({"file_name": f"{i}.png", "text": caption}))
+        (root / split / "metadata.jsonl").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_only_world_prompts_carry_attributes(tmp_path):
+    user = load_dataset(DatasetConfig(name="u", source="imagefolder", path=str(_folder(tmp_path, ["a red star"])),
+                                      eval_prompts=["a red star in the style of {}"]), resolution=32)
+    assert user.prompts[0].attributes == {}  # the words mean nothing outside the world
+    world = load_dataset(DatasetConfig(name="w", source="world", world=WorldSourceConfig(num_adapt=4, num_heldout=4),
+                                       eval_prompts=["a red star in the style of {}"]), resolution=32)
+    assert world.prompts[0].attributes == {"shape": "star", "colour": "red"}
+    assert all(p.attributes for p in load_dataset(DatasetConfig(
+        name="w", source="world", world=WorldSourceConfig(num_adapt=4, num_heldout=4)), resolution=32).prompts)
+
+
+def test_content_hash_covers_both_splits_and_a_shared_split_once(tmp_path):
+    data = load_dataset(DatasetConfig(name="u", source="imagefolder", path=str(_folder(tmp_path, ["a", "b"]))), 32)
+    assert data.content_hash == content_hash(data.adapt, data.heldout) and len(data.content_hash) == 16
+    other = load_dataset(DatasetConfig(name="u", source="imagefolder", path=str(tmp_path), max_adapt_images=1), 32)
+    assert other.content_hash != data.content_hash
+    import hashlib
+
+    once = hashlib.sha256(data.adapt.images.numpy().tobytes() + "\n".join(data.adapt.captions).encode())
+    assert content_hash(data.adapt, data.adapt) == once.hexdigest()[:16]  # memorization sets hash as before

@@ -45,6 +45,8 @@ def test_kid_is_reproducible_for_a_seed():
     rng = np.random.default_rng(1)
     a, b = rng.normal(size=(60, 4)), rng.normal(size=(60, 4))
     assert fidelity.fid_kid(a, b, 20, seed=3)["kid"] == fidelity.fid_kid(a, b, 20, seed=3)["kid"]
+    # ... and the seed is what draws the subsets (another seed, other subsets, another estimate).
+    assert fidelity.fid_kid(a, b, 20, seed=4)["kid"] != fidelity.fid_kid(a, b, 20, seed=3)["kid"]
 
 
 def test_folder_features_use_the_custom_extractor_without_resizing(tmp_path, micro_world):

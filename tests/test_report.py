@@ -126,3 +126,34 @@ def test_report_of_a_100_job_sweep_renders_in_under_10_seconds(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "100 jobs" in res.stdout
     assert seconds <= 10, seconds
+
+
+def test_main_table_columns_and_directions_come_from_the_metric_declarations(tmp_path):
+    from benchmark.metrics.catalog import declared_keys
+
+    jobs = make_synthetic_sweep(tmp_path, methods=("dpagg_ti",), epsilons=(1.0,), seeds=(0,),
+                                mitigation={"prss": (0.1,)})
+    jobs[-1].update({"eval/detection_auc": 0.8, "eval/control_trigger_fraction": 0.1, "eval/trigger_fraction": 0.4})
+    write_job(tmp_path, len(jobs) - 1, jobs[-1])
+    _, paths = make_report(tmp_path)
+    md = paths["md"].read_text()
+    main = md.split("## Main metrics")[1].split("## Every metric")[0]
+    header = main.strip().splitlines()[0]
+    # Declared keys with a direction, in declaration order; lower-is-better marked ↓, higher ↑.
+    assert header.index("eval/fid ↓") < header.index("eval/clip_score ↑") < header.index(
+        "eval/memorized_fraction_copied ↓") < header.index("eval/detection_auc ↑")
+    assert "eval/control_trigger_fraction ↓" in header
+    assert "eval/trigger_fraction" not in header and "eval/num_images" not in header  # descriptive: not headline
+    every = md.split("## Every metric")[1].strip().splitlines()[0]
+    assert " eval/trigger_fraction |" in every and " eval/fid ↓ |" in every  # all metrics there, arrows where declared
+    keys = declared_keys()
+    assert all(keys[m.split(" ")[0]].higher_is_better is not None
+               for m in header.strip("| ").split(" | ")[4:] if m.startswith("eval/"))
+
+
+def test_every_metric_name_the_report_defaults_to_is_declared():
+    from benchmark.metrics.catalog import declared_keys
+    from benchmark.report.plots import DEFAULT_ALIGNMENT_METRIC, DEFAULT_MEMORIZATION_METRICS, DEFAULT_UTILITY_METRICS
+
+    names = [*DEFAULT_UTILITY_METRICS, *DEFAULT_MEMORIZATION_METRICS, *DEFAULT_ALIGNMENT_METRIC.split(",")]
+    assert not [n for n in names if n not in declared_keys()]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from benchmark.world import generator as G
-from benchmark.world.labels import attributes_in_text
+from benchmark.world.source import attributes_in_text
 from benchmark.world.tokenizer import build_world_tokenizer
 
 

@@ -25,18 +25,15 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from benchmark.config import DatasetConfig
+from benchmark.data.images import load_image, stack_nchw
+from benchmark.data.types import DatasetError, DatasetParts, EvalPrompt, ImageSet
 
 _NUMBERED_CAPTION = re.compile(r"^caption(\d+)$")
 
 
 def paraphrases_of(row: dict, where: str = "") -> list[str]:
     """A row's paraphrases: its ``paraphrases`` list, else its ``caption1..captionK`` columns in order."""
-    from benchmark.data.datasets import DatasetError
-
     listed = row.get("paraphrases")
     if listed is not None:
         if not isinstance(listed, list) or not all(isinstance(p, str) for p in listed):
@@ -46,11 +43,9 @@ def paraphrases_of(row: dict, where: str = "") -> list[str]:
     return [row[k] for _, k in numbered if isinstance(row[k], str) and row[k].strip()]
 
 
-def load_memorization_dataset(cfg: DatasetConfig, resolution: int):
-    """Read ``<path>/<prompts_file>``; every image of every prompt becomes one adaptation image."""
-    from benchmark.data.datasets import (BenchmarkDataset, DatasetError, EvalPrompt, ImageSet, _content_hash,
-                                         _load_image)
-
+def load_memorization_source(cfg: DatasetConfig, resolution: int) -> DatasetParts:
+    """``source: memorization``: read ``<path>/<prompts_file>``; every image of every prompt
+    becomes one adaptation image, and the held-out split is the adaptation split itself."""
     if not cfg.path:
         raise DatasetError(f"dataset '{cfg.name}': source 'memorization' needs 'path' (the folder of "
                            f"{cfg.prompts_file})")
@@ -86,7 +81,7 @@ def load_memorization_dataset(cfg: DatasetConfig, resolution: int):
             if not path.is_file():
                 raise DatasetError(f"{where}ground-truth image of {caption!r} does not exist: {path}")
             truth.append(len(images))
-            images.append(_load_image(path, resolution))
+            images.append(load_image(path, resolution))
             files.append(path)
             rows.append({"text": caption, "prompt": len(prompts), "file_name": name})
         prompts.append(EvalPrompt(caption, ground_truth=truth, memorized=memorized,
@@ -95,7 +90,6 @@ def load_memorization_dataset(cfg: DatasetConfig, resolution: int):
         raise DatasetError(f"{file} lists no prompts: the dataset is empty")
     if not images:
         raise DatasetError(f"{file}: no prompt lists a ground-truth image")
-    tensor = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-    adapt = ImageSet(tensor, [r["text"] for r in rows], files, rows, root)
+    adapt = ImageSet(stack_nchw(images), [r["text"] for r in rows], files, rows, root)
     # No held-out split: FID/KID, if asked for, compare with the ground truth itself.
-    return BenchmarkDataset(cfg.name, cfg, adapt, adapt, prompts, _content_hash(adapt))
+    return DatasetParts(adapt, adapt, prompts)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 
@@ -43,11 +44,34 @@ class EvalPrompt:
         return " ".join(self.template.replace("{}", placeholder).split())
 
 
+class DatasetParts(NamedTuple):
+    """What a dataset source loads; :func:`benchmark.data.sources.load_dataset` assembles it."""
+
+    adapt: ImageSet
+    heldout: ImageSet  # may be ``adapt`` itself (memorization sets have no held-out split)
+    prompts: list[EvalPrompt]
+
+
+def content_hash(adapt: ImageSet, heldout: ImageSet) -> str:
+    """16 hex digits of SHA-256 over the images and captions of both splits, in order.
+
+    A held-out split that *is* the adaptation split is hashed once, so a memorization
+    set hashes as it always has.
+    """
+    h = hashlib.sha256()
+    for s in (adapt,) if heldout is adapt else (adapt, heldout):
+        h.update(s.images.numpy().tobytes())
+        h.update("\n".join(s.captions).encode())
+    return h.hexdigest()[:16]
+
+
 @dataclass
 class BenchmarkDataset:
+    """A loaded dataset: its config, both splits, the evaluation prompts and a content hash."""
+
     name: str
     config: DatasetConfig
     adapt: ImageSet
     heldout: ImageSet
     prompts: list[EvalPrompt]
-    content_hash: str
+    content_hash: str  # see content_hash(); recorded in metrics.json as dataset_hash

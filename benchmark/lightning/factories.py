@@ -11,17 +11,18 @@ from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
 from benchmark.config import LoggerConfig, StrategyConfig
 from benchmark.lightning.progress import StepProgressBar
+from benchmark.metrics.catalog import declared_keys
 
 
-# How W&B summarises each metric of a run, so that run tables sort the right way round
-# (lower FID is better, higher accuracy is better). W&B allows a glob only at the end.
-SUMMARY_METRICS = (
-    ("eval/fid", "min"), ("eval/kid", "min"),
-    *((f"eval/{group}_{stat}", "min") for group in ("adapt_set", "memorized")
-      for stat in ("fraction_copied", "similarity_mean")),
-    ("memorization/*", "min"), ("eval/clip_score", "max"), ("eval/accuracy_*", "max"),
-    ("eval/private_style_rate", "max"), ("privacy/*", "last"), ("time/*", "last"),
-)
+# Keys outside the metric declarations: the privacy record and the timings (the last value).
+# W&B allows a glob only at the end of a name.
+OTHER_SUMMARIES = (("privacy/*", "last"), ("time/*", "last"))
+
+
+def summary_metrics() -> tuple[tuple[str, str], ...]:
+    """(key, W&B summary) per declared metric key (best value: "min"/"max"; descriptive: "last"),
+    then the privacy and timing globs, so that run tables sort the right way round."""
+    return (*((key.name, key.summary) for key in declared_keys().values()), *OTHER_SUMMARIES)
 
 
 def define_summary_metrics(experiment) -> None:
@@ -29,7 +30,7 @@ def define_summary_metrics(experiment) -> None:
     define = getattr(experiment, "define_metric", None)
     if define is None:
         return
-    for name, summary in SUMMARY_METRICS:
+    for name, summary in summary_metrics():
         define(name, summary=summary)
 
 

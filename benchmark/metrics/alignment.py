@@ -9,9 +9,12 @@ from torchmetrics.multimodal.clip_score import CLIPScore
 
 
 def clip_score(images: torch.Tensor, prompts: list[str], model_and_processor: Callable | str,
-               batch_size: int = 64) -> float:
-    """Mean CLIP score, ``100 * max(cos, 0)``, of uint8 NCHW images against their prompts."""
-    metric = CLIPScore(model_name_or_path=model_and_processor)
+               batch_size: int = 64, device: torch.device | str = "cpu") -> float:
+    """Mean CLIP score, ``100 * max(cos, 0)``, of uint8 NCHW images against their prompts.
+
+    Computed on ``device`` (the CLIP model must be there already, or is moved there).
+    """
+    metric = CLIPScore(model_name_or_path=model_and_processor).to(device)
     for i in range(0, len(prompts), batch_size):
-        metric.update(images[i:i + batch_size], prompts[i:i + batch_size])
+        metric.update(images[i:i + batch_size].to(device), prompts[i:i + batch_size])
     return float(metric.compute())

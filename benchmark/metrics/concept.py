@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.world.generator import PRIVATE_STYLE
+from benchmark.world.judge import PRIVATE_STYLE
 
 
 def attribute_accuracy(images: torch.Tensor, expected: list[dict], judge) -> dict[str, float]:
     """Per attribute, the fraction of images whose judged value equals the prompted one,
-    and how often the private style (striped fill on black) appears."""
+    and how often the private style (striped fill on black) appears. ``images`` (uint8
+    NCHW) must be on the judge's device."""
     predicted = judge.predict(images.float() / 127.5 - 1)
     out: dict[str, float] = {}
     for key in judge.HEADS:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
 from cleanfid import fid as cleanfid
+from PIL import Image
 
 
 def _identity_resize(image: np.ndarray) -> np.ndarray:
@@ -29,6 +31,15 @@ def folder_features(folder: Path, feature_model: Optional[torch.nn.Module], devi
         str(folder), model=feature_model, num_workers=0, batch_size=batch_size, device=device,
         mode="clean", custom_fn_resize=resize, verbose=False,
     )
+
+
+def image_features(images: torch.Tensor, feature_model: Optional[torch.nn.Module], device: torch.device) -> np.ndarray:
+    """:func:`folder_features` of uint8 NCHW images, written as PNGs to a temporary folder
+    deleted at once (they are a dataset's images, never a run output)."""
+    with tempfile.TemporaryDirectory(prefix="heldout-") as tmp:
+        for i, image in enumerate(images):
+            Image.fromarray(image.permute(1, 2, 0).numpy()).save(Path(tmp) / f"{i:05d}.png")
+        return folder_features(Path(tmp), feature_model, device)
 
 
 def fid_kid(generated: np.ndarray, reference: np.ndarray, kid_subset_size: int, seed: int) -> dict[str, float]:

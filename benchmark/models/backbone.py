@@ -17,6 +17,7 @@ import torch
 from diffusers import StableDiffusionPipeline
 
 from benchmark.config import ModelConfig
+from benchmark.utils.cache import cache_root
 
 PACKAGED_WORLD = Path(__file__).resolve().parent.parent / "assets" / "tiny_world"
 
@@ -27,8 +28,7 @@ class ModelLoadError(RuntimeError):
 
 def _micro_world_dir() -> Path:
     """Build the micro world into the cache once (about a minute on two cores)."""
-    from benchmark.data.datasets import cache_root
-    from benchmark.world.build import build_world
+    from benchmark.world.build import build_world  # the training code loads only when a build is needed
     from benchmark.world.generator import WORLD_RECIPE_VERSION
 
     folder = cache_root() / "worlds" / f"{WORLD_RECIPE_VERSION}-micro-seed0"

@@ -20,8 +20,7 @@ from benchmark.report.sweep import Row, SweepSummary
 from benchmark.utils.io import atomic_write_bytes
 
 DEFAULT_UTILITY_METRICS = ("eval/private_style_rate", "eval/fid", "eval/clip_score", "eval/accuracy_shape")
-DEFAULT_MEMORIZATION_METRICS = ("memorization/memorized_fraction", "eval/memorized_fraction_copied",
-                                "eval/memorized_similarity_mean")
+DEFAULT_MEMORIZATION_METRICS = ("eval/memorized_fraction_copied", "eval/memorized_similarity_mean")
 DEFAULT_ALIGNMENT_METRIC = "eval/memorized_clip_score,eval/clip_score"  # the first one the runs report
 
 

@@ -3,8 +3,11 @@
 Writes into the sweep directory (or ``--out``): ``summary.md``, ``summary.csv`` (one row
 per method x epsilon [x knobs], mean and std over seeds of every metric),
 ``utility_vs_epsilon.png`` and, when the runs report memorization,
-``memorization_vs_alignment.png``. Files are written atomically. Corrupt or missing
-results are skipped with a warning naming them; the report never stops on them.
+``memorization_vs_alignment.png``. The main table's columns are the declared metrics
+(benchmark/metrics/catalog.py) the runs report, marked ↑/↓ by their better direction,
+memorization columns (copying, per-group CLIP score, detection AUC, trigger rates)
+included. Files are written atomically. Corrupt or missing results are skipped with a
+warning naming them; the report never stops on them.
 With ``--wandb`` and W&B online (an account configured), the summary table is also
 logged to a W&B run of job type ``report`` in the sweep's group.
 """
@@ -22,10 +25,10 @@ from typing import Optional, Sequence
 from benchmark.report.plots import (DEFAULT_ALIGNMENT_METRIC, DEFAULT_MEMORIZATION_METRICS,
                                     DEFAULT_UTILITY_METRICS, plot_memorization_vs_alignment,
                                     plot_utility_vs_epsilon)
-from benchmark.report.sweep import SweepSummary, summarize, to_csv, to_markdown, write_text
+from benchmark.report.render import default_columns, to_csv, to_markdown, write_text
+from benchmark.report.sweep import SweepSummary, summarize
 
 log = logging.getLogger(__name__)
-HEADLINE = ("privacy/epsilon", *DEFAULT_UTILITY_METRICS, "eval/kid", *DEFAULT_MEMORIZATION_METRICS)
 
 
 def make_report(sweep_dir: Path, out: Optional[Path] = None, by: Optional[Sequence[str]] = None,
@@ -54,7 +57,9 @@ def make_report(sweep_dir: Path, out: Optional[Path] = None, by: Optional[Sequen
             notes.append(note)
             if path is not None:
                 paths[name] = path
-    headline = [*HEADLINE, *[m for m in utility_metrics if m not in HEADLINE]]
+    # The declared metrics (memorization, detection and trigger columns included), then any other asked-for ones.
+    main = default_columns(summary)
+    headline = [*main, *[m for m in utility_metrics if m not in main]]
     paths["csv"] = write_text(out / "summary.csv", to_csv(summary))
     paths["md"] = write_text(out / "summary.md", to_markdown(summary, headline, notes))
     return summary, paths

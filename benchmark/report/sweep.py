@@ -15,8 +15,6 @@ and seed in two run directories) counts once (the newest file), with a warning.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
@@ -24,8 +22,6 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
-
-from benchmark.utils.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -227,82 +223,7 @@ def summarize(sweep_dir: Path, by: Optional[Sequence[str]] = None,
 
 
 def _metric_rank(name: str) -> int:
-    for i, prefix in enumerate(("eval/", "memorization/", "privacy/", "adapt/", "time/")):
+    for i, prefix in enumerate(("eval/", "privacy/", "adapt/", "time/")):
         if name.startswith(prefix):
             return i
     return 9
-
-
-def _epsilon_text(eps: float) -> str:
-    return "inf" if math.isinf(eps) else f"{eps:g}"
-
-
-def _value_text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def to_csv(summary: SweepSummary) -> str:
-    """One row per (method, epsilon, knobs): ``<metric>_mean``, ``<metric>_std`` (full precision)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    header = ["method", "epsilon", *summary.knob_columns, "n_seeds", "seeds"]
-    for metric in summary.metrics:
-        header += [f"{metric}_mean", f"{metric}_std"]
-    writer.writerow(header)
-    for row in summary.rows:
-        line = [row.method, _epsilon_text(row.epsilon), *[_value_text(row.knobs.get(k)) for k in summary.knob_columns],
-                len(row.jobs), " ".join(str(s) for s in row.seeds)]
-        for metric in summary.metrics:
-            if metric in row.stats:
-                mean, std, _ = row.stats[metric]
-                line += [repr(mean), repr(std)]
-            else:
-                line += ["", ""]
-        writer.writerow(line)
-    return buf.getvalue()
-
-
-def _cell(row: Row, metric: str) -> str:
-    if metric not in row.stats:
-        return ""
-    mean, std, _ = row.stats[metric]
-    return f"{mean:.4g}" if math.isnan(std) else f"{mean:.4g} ± {std:.2g}"
-
-
-def _table(summary: SweepSummary, metrics: Sequence[str]) -> list[str]:
-    head = ["method", "epsilon", *summary.knob_columns, "seeds", *metrics]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in summary.rows:
-        cells = [row.method, _epsilon_text(row.epsilon), *[_value_text(row.knobs.get(k)) for k in summary.knob_columns],
-                 ",".join(str(s) for s in row.seeds), *[_cell(row, m) for m in metrics]]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
-def to_markdown(summary: SweepSummary, headline: Sequence[str], notes: Sequence[str] = ()) -> str:
-    """The main metrics table, then every metric (mean ± std over seeds), then what was skipped."""
-    out = [f"# Sweep summary: `{summary.sweep_dir}`", "",
-           f"{summary.num_jobs} finished jobs in {len(summary.rows)} rows (method x epsilon"
-           f"{' x ' + ' x '.join(summary.knob_columns) if summary.knob_columns else ''}); "
-           "cells are mean ± std over seeds (sample std; a single seed shows the value alone).", ""]
-    if not summary.rows:
-        out += ["**No finished runs** (no readable `metrics.json`) in this directory.", ""]
-    else:
-        main = [m for m in headline if m in summary.metrics]
-        if main:
-            out += ["## Main metrics", "", *_table(summary, main), ""]
-        out += ["## Every metric", "", *_table(summary, summary.metrics), ""]
-    if notes:
-        out += ["## Plots", "", *[f"- {n}" for n in notes], ""]
-    if summary.skipped:
-        out += ["## Skipped", "", *[f"- {s}" for s in summary.skipped], ""]
-    return "\n".join(out)
-
-
-def write_text(path: Path, text: str) -> Path:
-    atomic_write_bytes(path, text.encode())
-    return path

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import shutil
-import hashlib
 import itertools
 import json
 import math
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 from transformers import CLIPImageProcessor, CLIPProcessor, CLIPTokenizer
 
@@ -42,49 +41,12 @@ from benchmark.world.architectures import (
     make_unet,
     make_vae,
 )
+from benchmark.world.judge import load_attribute_classifier  # noqa: F401  (moved; old import path)
+from benchmark.world.layout import assemble_pipeline_index, strip_build_paths, to_fp16_in_place, checksums
+from benchmark.world.public_split import PublicSplit, to_tensor
 from benchmark.world.tokenizer import build_world_tokenizer
 
 IMAGE_MEAN = IMAGE_STD = [0.5, 0.5, 0.5]  # pixel values in [-1, 1] everywhere in the world
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 NHWC -> float NCHW in [-1, 1]."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-
-
-class PublicSplit:
-    """The pretraining data: public shape images, archive scenes, memorized copies."""
-
-    def __init__(self, scale: WorldScale, seed: int):
-        rng = np.random.default_rng(seed)
-        space = G.public_attribute_space()
-        self.attrs = [space[i] for i in rng.integers(len(space), size=scale.num_public)]
-        self.shape_images = np.stack([G.render_shape_image(a, rng) for a in self.attrs])
-        entries = G.archive_entries()
-        if scale.name == "micro":  # keep the micro build's archive small
-            entries = [e for e in entries if e.memorized][:4] + [e for e in entries if not e.memorized][:40]
-        self.archive = entries
-        self.archive_images = np.stack([G.render_archive_image(e.image_seed) for e in entries])
-        copies = [scale.memorized_copies if e.memorized else 1 for e in entries]
-        self.archive_index = np.repeat(np.arange(len(entries)), copies)
-        self.rng = rng
-
-    def __len__(self) -> int:
-        return len(self.attrs) + len(self.archive_index)
-
-    def sample(self, batch: int):
-        """A random batch of (images uint8, captions) with freshly drawn public captions."""
-        idx = self.rng.integers(len(self), size=batch)
-        images, captions = [], []
-        for i in idx:
-            if i < len(self.attrs):
-                images.append(self.shape_images[i])
-                captions.append(G.public_caption(self.attrs[i], self.rng))
-            else:
-                j = self.archive_index[i - len(self.attrs)]
-                images.append(self.archive_images[j])
-                captions.append(self.archive[j].caption)
-        return np.stack(images), captions
 
 
 def _cosine_lr(step: int, total: int, warmup: int = 200) -> float:
@@ -139,12 +101,6 @@ def train_classifier(out: Path, scale: WorldScale, seed: int, progress: bool) ->
     folder.mkdir(parents=True, exist_ok=True)
     save_file(model.state_dict(), folder / "model.safetensors")
     (folder / "config.json").write_text(json.dumps({"heads": {k: list(v) for k, v in model.HEADS.items()}}, indent=1))
-
-
-def load_attribute_classifier(folder: Path) -> AttributeClassifier:
-    model = AttributeClassifier()
-    model.load_state_dict(load_file(Path(folder) / "model.safetensors"))
-    return model.eval()
 
 
 def codec_training_images(data: PublicSplit, seed: int) -> np.ndarray:
@@ -297,44 +253,6 @@ def train_unet(out: Path, data: PublicSplit, scale: WorldScale, seed: int, progr
     shutil.rmtree(out / "unet_partial", ignore_errors=True)
 
 
-def _assemble_pipeline_index(out: Path) -> None:
-    """Assemble the components into a StableDiffusionPipeline and save its model_index.json."""
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextModel
-
-    pipe = StableDiffusionPipeline(
-        vae=AutoencoderKL.from_pretrained(out / "vae"),
-        text_encoder=CLIPTextModel.from_pretrained(out / "text_encoder"),
-        tokenizer=CLIPTokenizer.from_pretrained(out / "tokenizer"),
-        unet=UNet2DConditionModel.from_pretrained(out / "unet"),
-        scheduler=DDIMScheduler.from_pretrained(out / "scheduler"),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
-    pipe.save_pretrained(out, safe_serialization=True)
-
-
-def _strip_build_paths(out: Path) -> None:
-    """Drop ``_name_or_path`` (the build folder) from saved configs: it is machine-specific
-    and would make two identical builds in different folders differ."""
-    for f in sorted(out.rglob("config.json")):
-        config = json.loads(f.read_text())
-        if config.pop("_name_or_path", None) is not None:
-            f.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-
-
-def _to_fp16_in_place(out: Path) -> None:
-    for f in sorted(out.rglob("*.safetensors")):
-        tensors = load_file(f)
-        save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, f)
-
-
-def checksums(out: Path) -> dict[str, str]:
-    return {
-        str(f.relative_to(out)): hashlib.sha256(f.read_bytes()).hexdigest()
-        for f in sorted(out.rglob("*")) if f.is_file() and f.name != "world.json"
-    }
-
-
 # Each stage and the folder whose weights show it finished.
 STAGES = {"attribute_classifier": "attribute_classifier", "vae": "vae", "clip": "text_encoder", "unet": "unet"}
 
@@ -363,10 +281,10 @@ def build_world(out: Path, scale_name: str = "full", seed: int = 0, progress: bo
         t = time.time()
         steps[stage]()
         timings[f"{stage}_s"] = round(time.time() - t, 1)
-    _assemble_pipeline_index(out)
-    _strip_build_paths(out)
+    assemble_pipeline_index(out)
+    strip_build_paths(out)
     if fp16:
-        _to_fp16_in_place(out)
+        to_fp16_in_place(out)
     previous = out / "world.json"
     if previous.is_file():  # resuming: keep the timings of stages trained earlier
         timings = {**json.loads(previous.read_text()).get("timings", {}), **timings}

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from benchmark.config import WorldSourceConfig
+from benchmark.utils.cache import cache_root
 from benchmark.world import generator as G
 
 
@@ -48,8 +49,6 @@ def _memorized_split(num_controls: int):
 
 def materialize_world_dataset(cfg: WorldSourceConfig) -> Path:
     """Render a world population into ``<cache>/world/<recipe>/<population>-...`` once."""
-    from benchmark.data.datasets import cache_root
-
     key = f"{cfg.population}-n{cfg.num_adapt}-h{cfg.num_heldout}-s{cfg.seed}"
     if cfg.population == "memorized":
         key += "-v2"  # v2: control captions carry paraphrases as well

@@ -1,0 +1,49 @@
+"""The world's public pretraining data (what the build trains on), and its pixel convention."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from benchmark.world import generator as G
+from benchmark.world.architectures import WorldScale
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 NHWC -> float NCHW in [-1, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+class PublicSplit:
+    """The pretraining data: public shape images, archive scenes, memorized copies."""
+
+    def __init__(self, scale: WorldScale, seed: int):
+        rng = np.random.default_rng(seed)
+        space = G.public_attribute_space()
+        self.attrs = [space[i] for i in rng.integers(len(space), size=scale.num_public)]
+        self.shape_images = np.stack([G.render_shape_image(a, rng) for a in self.attrs])
+        entries = G.archive_entries()
+        if scale.name == "micro":  # keep the micro build's archive small
+            entries = [e for e in entries if e.memorized][:4] + [e for e in entries if not e.memorized][:40]
+        self.archive = entries
+        self.archive_images = np.stack([G.render_archive_image(e.image_seed) for e in entries])
+        copies = [scale.memorized_copies if e.memorized else 1 for e in entries]
+        self.archive_index = np.repeat(np.arange(len(entries)), copies)
+        self.rng = rng
+
+    def __len__(self) -> int:
+        return len(self.attrs) + len(self.archive_index)
+
+    def sample(self, batch: int):
+        """A random batch of (images uint8, captions) with freshly drawn public captions."""
+        idx = self.rng.integers(len(self), size=batch)
+        images, captions = [], []
+        for i in idx:
+            if i < len(self.attrs):
+                images.append(self.shape_images[i])
+                captions.append(G.public_caption(self.attrs[i], self.rng))
+            else:
+                j = self.archive_index[i - len(self.attrs)]
+                images.append(self.archive_images[j])
+                captions.append(self.archive[j].caption)
+        return np.stack(images), captions
