@@ -19,7 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from benchmark.config import CONFIG_DIR, ConfigError
-from benchmark.data.datasets import DatasetError
+from benchmark.data.types import DatasetError
 from benchmark.launch import (LauncherPluginMissing, apply_knob_level, check_launcher_plugin, gpu_lease,
                               sweep_group)
 from benchmark.models.backbone import ModelLoadError

@@ -17,7 +17,7 @@ import torch
 from hydra.utils import instantiate
 
 from benchmark.config import DatasetConfig, ModelConfig, SamplerConfig, WorldSourceConfig, compose_config
-from benchmark.data.datasets import load_dataset
+from benchmark.datasets import load_dataset
 from benchmark.guidance.timing import prss_overhead
 from benchmark.models.backbone import load_backbone
 

@@ -13,18 +13,7 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["WANDB_MODE"] = "offline"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-REPO = Path(__file__).resolve().parents[1]
-CONF = REPO / "conf"
-
-
-def compose(overrides: list[str]):
-    """The run config of ``python -m benchmark <overrides>``."""
-    from benchmark.config import compose_config
-
-    return compose_config(overrides)
-
-
-SMOKE = ["experiment=smoke", "logger=none"]
+from tests.helpers import SMOKE, compose  # noqa: E402  (after the environment is set)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from benchmark.config import ConfigError
-from benchmark.data.datasets import DatasetError
+from benchmark.data.types import DatasetError
 from benchmark.models.backbone import ModelLoadError
 
 REPO = Path(__file__).resolve().parents[1]

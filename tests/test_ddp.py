@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
 DDP = ["strategy=ddp", "strategy.accelerator=cpu", "strategy.devices=2", "strategy.precision=32-true"]

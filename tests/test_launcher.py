@@ -12,7 +12,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from benchmark.config import ConfigError, validate_config
 from benchmark.launch import apply_knob_level, gpu_lease, requested_launcher, sweep_group
-from tests.conftest import CONF, REPO, SMOKE, compose
+from tests.helpers import CONF, REPO, SMOKE, compose
 
 
 def _compose_with_hydra(overrides):

@@ -12,7 +12,7 @@ import pytest
 
 from benchmark.report.sweep import summarize
 from benchmark.run import finished_metrics
-from tests.conftest import REPO, SMOKE, compose
+from tests.helpers import REPO, SMOKE, compose
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
 

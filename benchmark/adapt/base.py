@@ -10,7 +10,7 @@ import torch
 
 from benchmark.config import PrivacyConfig, StrategyConfig
 from benchmark.utils.checks import check_positive  # noqa: F401  (re-exported for the methods)
-from benchmark.data.datasets import BenchmarkDataset
+from benchmark.data.types import BenchmarkDataset
 from benchmark.models.backbone import Backbone
 
 

@@ -38,7 +38,7 @@ import torch
 from safetensors.torch import save_file
 
 from benchmark.config import ConfigError, PrivacyConfig
-from benchmark.data.datasets import BenchmarkDataset
+from benchmark.data.types import BenchmarkDataset
 from benchmark.lightning import distributed
 from benchmark.adapt.base import Adaptation, AdaptationMethod, RunContext, check_positive
 from benchmark.adapt.embedding_cache import EmbeddingCache, cache_key, model_identity

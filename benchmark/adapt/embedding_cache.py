@@ -27,7 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from benchmark.data.datasets import cache_root
+from benchmark.utils.cache import cache_root
 from benchmark.models.backbone import Backbone
 
 log = logging.getLogger(__name__)

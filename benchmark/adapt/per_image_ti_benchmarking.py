@@ -40,7 +40,7 @@ def measure(model: str, images: int, steps: int, batch_size: int, epsilons: list
     from benchmark.adapt.per_image_ti import train_per_image_embeddings
     from benchmark.adapt.textual_inversion import resolve_templates
     from benchmark.config import compose_config, validate_config
-    from benchmark.data.datasets import load_dataset
+    from benchmark.datasets import load_dataset
     from benchmark.lightning.factories import make_trainer_factory
     from benchmark.models.backbone import load_backbone
 

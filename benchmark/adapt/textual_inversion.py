@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from benchmark.config import PrivacyConfig
-from benchmark.data.datasets import BenchmarkDataset
+from benchmark.data.types import BenchmarkDataset
 from benchmark.adapt.base import Adaptation, AdaptationMethod, RunContext, check_positive
 from benchmark.models.backbone import Backbone
 

@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from benchmark.adapt.base import RunContext
 from benchmark.config import RunConfig, validate_config
 from benchmark.lightning.factories import make_trainer_factory
-from tests.conftest import SMOKE, compose  # noqa: F401  (re-exported; moves to tests/helpers.py)
+from tests.helpers import SMOKE, compose  # noqa: F401  (re-exported)
 
 
 def run_config(*overrides: str) -> RunConfig:

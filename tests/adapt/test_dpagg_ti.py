@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from benchmark.adapt.base import RunContext
 from benchmark.adapt.dpagg_ti import vocabulary_mean_norm
 from benchmark.adapt.embedding_cache import cache_key, model_identity
-from benchmark.data.datasets import load_dataset
+from benchmark.datasets import load_dataset
 from benchmark.models.backbone import load_backbone
 from benchmark.privacy import PrivacyWarning
 from tests.adapt._helpers import context, method_from_yaml, run_config

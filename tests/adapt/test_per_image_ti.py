@@ -6,7 +6,7 @@ import torch
 
 from benchmark.adapt.per_image_ti import PerImageStepDataset, train_per_image_embeddings
 from benchmark.adapt.textual_inversion import TextualInversionModule
-from benchmark.data.datasets import load_dataset
+from benchmark.datasets import load_dataset
 from benchmark.lightning.factories import make_trainer_factory
 from benchmark.models.backbone import load_backbone
 from tests.adapt._helpers import run_config

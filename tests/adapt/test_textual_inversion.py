@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from benchmark.adapt.textual_inversion import PlaceholderEmbedding
-from benchmark.data.datasets import load_dataset
+from benchmark.datasets import load_dataset
 from benchmark.models.backbone import load_backbone
 from tests.adapt._helpers import context, method_from_yaml, run_config
 

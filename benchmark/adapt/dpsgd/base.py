@@ -49,7 +49,7 @@ from benchmark.adapt.dpsgd.opacus_glue import (GRAD_SAMPLE_MODES, DPSettings, ch
                                           check_trainer_compatible)
 from benchmark.adapt.textual_inversion import TemplatePromptDataset, resolve_templates
 from benchmark.config import ConfigError, PrivacyConfig
-from benchmark.data.datasets import BenchmarkDataset
+from benchmark.data.types import BenchmarkDataset
 from benchmark.models.backbone import Backbone
 from benchmark.privacy import PrivacyReport, epsilon_spent, noise_multiplier_for_sgd
 from benchmark.privacy.randomness import check_mechanism_seed

@@ -77,7 +77,7 @@ def measure(method: str, mode: str, model: str, batch: int, steps: int, warmup: 
     from benchmark.adapt.dpsgd.opacus_glue import DPSettings
     from benchmark.adapt.textual_inversion import TemplatePromptDataset
     from benchmark.config import compose_config, validate_config
-    from benchmark.data.datasets import load_dataset
+    from benchmark.datasets import load_dataset
     from benchmark.models.backbone import load_backbone
 
     torch.manual_seed(0)

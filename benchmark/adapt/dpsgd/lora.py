@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 from benchmark.adapt.base import Adaptation, RunContext, check_positive
 from benchmark.adapt.dpsgd.base import DPSGDBase
 from benchmark.config import ConfigError, PrivacyConfig
-from benchmark.data.datasets import BenchmarkDataset
+from benchmark.data.types import BenchmarkDataset
 from benchmark.models.backbone import Backbone
 
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")

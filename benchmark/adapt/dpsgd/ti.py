@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from benchmark.adapt.base import Adaptation, RunContext
 from benchmark.adapt.dpsgd.base import DPSGDBase
 from benchmark.adapt.textual_inversion import PlaceholderEmbedding
-from benchmark.data.datasets import BenchmarkDataset
+from benchmark.data.types import BenchmarkDataset
 from benchmark.models.backbone import Backbone
 
 

@@ -25,7 +25,7 @@ from benchmark.adapt.dpsgd.base import LatentPromptDataset  # noqa: E402
 from benchmark.adapt.dpsgd.module import Denoiser, DPSGDModule  # noqa: E402
 from benchmark.adapt.dpsgd.opacus_glue import DPSettings, rank_and_world  # noqa: E402
 from benchmark.adapt.textual_inversion import PlaceholderEmbedding, TemplatePromptDataset  # noqa: E402
-from benchmark.data.datasets import load_dataset  # noqa: E402
+from benchmark.datasets import load_dataset  # noqa: E402
 from benchmark.models.backbone import load_backbone  # noqa: E402
 from tests.adapt._helpers import run_config  # noqa: E402
 

@@ -13,7 +13,7 @@ from benchmark.adapt.dpsgd.base import sample_rate_and_steps
 from benchmark.adapt.dpsgd.module import PerExampleMSE
 from benchmark.adapt.dpsgd.ti import DPSGDTextualInversion
 from benchmark.config import ConfigError
-from benchmark.data.datasets import load_dataset
+from benchmark.datasets import load_dataset
 from benchmark.models.backbone import load_backbone
 from benchmark.privacy import epsilon_spent
 from tests.adapt._helpers import context, method_from_yaml, run_config

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from benchmark.data.datasets import load_dataset
+from benchmark.datasets import load_dataset
 from benchmark.models.backbone import load_backbone
 from tests.adapt._helpers import context, method_from_yaml, run_config
 

@@ -11,7 +11,7 @@ from benchmark.adapt.dpsgd.base import LatentPromptDataset
 from benchmark.adapt.dpsgd.module import Denoiser, DPSGDModule
 from benchmark.adapt.dpsgd.opacus_glue import DPSettings
 from benchmark.adapt.textual_inversion import TemplatePromptDataset
-from benchmark.data.datasets import load_dataset
+from benchmark.datasets import load_dataset
 from benchmark.models.backbone import load_backbone
 from tests.adapt._helpers import context, method_from_yaml, run_config
 
