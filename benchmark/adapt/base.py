@@ -77,6 +77,11 @@ class AdaptationMethod:
                 "use privacy=none (epsilon=inf) or a DP method"
             )
 
+    @property
+    def learns(self) -> bool:
+        """Whether :meth:`adapt` learns anything (the run's ``adapt`` stage does work)."""
+        return type(self).adapt is not AdaptationMethod.adapt
+
     def adapt(self, backbone: Backbone, data: BenchmarkDataset, ctx: RunContext) -> Adaptation:
         """Learn from ``data.adapt`` (modifying ``backbone`` only as documented by the method)."""
         return Adaptation()

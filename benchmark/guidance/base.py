@@ -68,6 +68,11 @@ class GuidanceMethod(ABC):
         """Refuse settings this method cannot honour with these sampler settings (ConfigError
         naming the key). Reads the config only: called before the backbone loads."""
 
+    def calibrates(self, is_world: bool) -> bool:
+        """Whether :meth:`calibrate` samples images on this kind of model (the run's
+        ``calibrate`` stage does work); the base has nothing to calibrate."""
+        return False
+
     def calibrate(self, ctx: SamplingContext) -> Calibration:
         """Resolve the method's thresholds; the base has none."""
         return Calibration()

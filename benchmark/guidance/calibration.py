@@ -159,11 +159,16 @@ class ThresholdedGuidance(GuidanceMethod):
                               "is empty")
         return [base[i % len(base)] for i in range(self.calibration_images)]
 
+    def calibrates(self, is_world: bool) -> bool:
+        """True when a threshold is a quantile (given, or what "auto" means on this model)."""
+        return any(parse_threshold(v, k)[0] == "quantile" for k, v in self.threshold_specs(is_world).items())
+
     def calibrate(self, ctx: SamplingContext) -> Calibration:
         """Resolve every threshold; samples ``calibration_images`` images only if one is a quantile."""
-        specs = self.threshold_specs(ctx.backbone.world_dir is not None)
+        is_world = ctx.backbone.world_dir is not None
+        specs = self.threshold_specs(is_world)
         magnitudes, images = Magnitudes(torch.zeros(0), torch.zeros(0)), 0
-        if any(parse_threshold(v, k)[0] == "quantile" for k, v in specs.items()):
+        if self.calibrates(is_world):
             prompts = self.calibration_prompt_list(ctx.data)
             seeds = [calibration_seed(ctx.seed, i) for i in range(len(prompts))]
             magnitudes = record_magnitudes(ctx.backbone, prompts, seeds, ctx.sampler, ctx.device)
