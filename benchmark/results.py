@@ -11,7 +11,6 @@ resolved config. A run directory without ``metrics.json`` did not finish.
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -77,17 +76,3 @@ def write_results(output_dir: Path, record: dict, resolved: dict) -> None:
     """``resolved_config.json``, then ``metrics.json`` last: its presence means the job finished."""
     atomic_write_json(Path(output_dir) / "resolved_config.json", resolved)
     atomic_write_json(Path(output_dir) / "metrics.json", record)
-
-
-@contextmanager
-def wandb_run_scope(uses_wandb: bool):
-    """One W&B run per job: finished at the end of the job, marked failed if the job raised."""
-    succeeded = False
-    try:
-        yield
-        succeeded = True
-    finally:
-        if uses_wandb:
-            import wandb
-
-            wandb.finish(exit_code=0 if succeeded else 1)

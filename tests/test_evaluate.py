@@ -153,11 +153,20 @@ def test_wandb_summaries_are_the_declarations():
     assert defined["privacy/*"] == "last" and not [k for k in defined if k.startswith("memorization/")]
 
 
-def test_encoders_load_once_on_the_evaluation_device(micro_world):
-    from benchmark.config import StrategyConfig
-    from benchmark.metrics.evaluate import evaluation_device
+def test_the_rank_device_is_the_strategys(monkeypatch):
+    from types import SimpleNamespace
 
-    assert evaluation_device(StrategyConfig(accelerator="cpu")) == torch.device("cpu")
+    from benchmark.lightning.distributed import rank_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert rank_device(SimpleNamespace(accelerator="gpu")) == torch.device("cuda", 1)  # this rank's own GPU
+    assert rank_device(SimpleNamespace(accelerator="cpu")) == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert rank_device(SimpleNamespace(accelerator="auto")) == torch.device("cpu")
+
+
+def test_encoders_load_once_on_the_evaluation_device(micro_world):
     # "meta" stands in for an accelerator: every encoder parameter must end up there.
     context = Evaluator(MICRO, EvalConfig(), micro_world, 0, device="meta").context
     clip = context.clip

@@ -61,6 +61,16 @@ def this_rank_device(accelerator: str):
     return 1
 
 
+def rank_device(strategy: StrategyConfig) -> torch.device:
+    """The device this rank works on: its GPU (``LOCAL_RANK``) under a GPU strategy when CUDA
+    is available, else the CPU. The one place the run decides where calibration and
+    evaluation run (sampling and training run where Lightning puts them: the same device).
+    """
+    if strategy.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
 def all_gather_objects(obj: Any) -> list:
     """Every rank's ``obj`` (picklable), in rank order; ``[obj]`` in one process."""
     if world_size() == 1:

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import torch
 
 import benchmark.metrics.catalog  # noqa: F401  (registers the suite's metrics)
-from benchmark.config import ConfigError, EvalConfig, ModelConfig, StrategyConfig
+from benchmark.config import ConfigError, EvalConfig, ModelConfig
 from benchmark.data.types import BenchmarkDataset
 from benchmark.metrics.base import Metric, get_metric
 from benchmark.metrics.context import EvalContext
@@ -29,12 +29,6 @@ def build_metrics(names: Sequence[str]) -> list[Metric]:
     if repeated:
         raise ConfigError(f"eval.metrics lists {', '.join(repeated)} more than once")
     return [get_metric(name)() for name in names]
-
-
-def evaluation_device(strategy: StrategyConfig) -> torch.device:
-    """The device the strategy samples on: the current CUDA device for a GPU strategy, else the CPU."""
-    gpu = strategy.accelerator in ("gpu", "cuda") or (strategy.accelerator == "auto" and torch.cuda.is_available())
-    return torch.device("cuda", torch.cuda.current_device()) if gpu and torch.cuda.is_available() else torch.device("cpu")
 
 
 class Evaluator:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -25,7 +24,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision.utils import make_grid
 
-from benchmark.config import SamplerConfig, StrategyConfig
+from benchmark.config import SamplerConfig
 from benchmark.lightning import distributed
 from benchmark.models.backbone import Backbone
 from benchmark.sampling.generations import Generations
@@ -112,14 +111,6 @@ def write_outputs(images: torch.Tensor, items: Sequence[SampleItem], stats: dict
     atomic_write_bytes(index_file, "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows).encode())
     grid = save_grid(images, Path(output_dir) / "samples_grid.png", grid_images)
     return folder, index_file, grid
-
-
-def sampling_device(strategy: StrategyConfig) -> torch.device:
-    """The device this rank samples on under ``strategy`` (this rank's GPU, else the CPU): where
-    calibration runs, so that it runs where the predict stage will."""
-    if strategy.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
 
 
 def generate(backbone: Backbone, guidance: Guidance, plan: Sequence[SampleItem], sampler: SamplerConfig,
