@@ -27,7 +27,8 @@ from benchmark.config import ConfigError, RunConfig, validate_config
 from benchmark.data.datasets import BenchmarkDataset, EvalPrompt, load_dataset
 from benchmark.evaluate import Evaluator, Generations
 from benchmark.lightning import distributed
-from benchmark.lightning.factories import make_logger, make_trainer_factory
+from benchmark.lightning.factories import make_trainer_factory
+from benchmark.lightning.loggers import finish, log_sample_grid, make_logger
 from benchmark.sampling.predict import PromptSeedDataset, SamplingModule, collate_prompts
 from benchmark.adapt.base import Adaptation, AdaptationMethod, RunContext
 from benchmark.guidance.calibration import GuidanceMethod
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 # Top-level keys that do not change a job's results: left out of its config hash, so that
 # starting the same sweep again (another W&B group, a forced rerun, other GPUs) finds it.
-RUNTIME_KEYS = ("rerun", "group", "gpu_pool", "knob_level", "sweep_knobs")  # the knob value is in method.*
+RUNTIME_KEYS = ("rerun", "group", "gpu_pool")  # strength presets are config: guidance.* holds their knob values
 
 
 def job_config_hash(resolved: dict) -> str:
@@ -258,14 +259,10 @@ def _run_stages(cfg: DictConfig, run_cfg: RunConfig, resolved: dict, method: Ada
             numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
                        and not k.startswith(("config/", "version/"))}  # the config goes to W&B as config
             logger.log_metrics(numeric)
-            if run_cfg.logger.kind == "wandb" and run_cfg.logger.log_images:
-                logger.log_image("samples_grid", [str(grid)])  # generations only, never training images
+            log_sample_grid(logger, grid)  # generations only, never training images
         atomic_write_json(output_dir / "resolved_config.json", resolved)
         atomic_write_json(output_dir / "metrics.json", metrics)
         succeeded = True
         return metrics
     finally:
-        if logger is not None and run_cfg.logger.kind == "wandb":
-            import wandb
-
-            wandb.finish(exit_code=0 if succeeded else 1)  # one W&B run per job, marked failed if it failed
+        finish(logger, succeeded)  # one W&B run per job, marked failed if it failed
