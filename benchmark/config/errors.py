@@ -18,7 +18,9 @@ def describe_config_error(err: BaseException, prefix: str = "") -> str:
     preferred. A missing group option keeps Hydra's message: it lists the choices.
     ``prefix``: where the failing node sits (``dataset``) when the error's key is relative.
     """
-    cause = err if isinstance(err, OmegaConfBaseException) else err.__cause__
+    cause = err
+    while cause is not None and not isinstance(cause, OmegaConfBaseException):
+        cause = cause.__cause__ or cause.__context__  # Hydra re-raises with or without `from`
     if not isinstance(cause, OmegaConfBaseException):
         # Hydra's missing-option message lists the choices, then its search path (noise here).
         return " ".join(str(err).split("Config search path")[0].split())
