@@ -26,5 +26,5 @@ def missing_preset(cfg: DictConfig) -> Optional[str]:
     strength = cfg.get("strength")
     if strength is None or strength.name == DEFAULT or strength.get("preset") is not None:
         return None
-    return (f"guidance {cfg.guidance.name} has no strength preset '{strength.name}' "
-            f"(no conf/guidance_strength/{cfg.guidance.name}_{strength.name}.yaml)")
+    return (f"guidance {cfg.guidance.name} has no strength preset '{strength.name}': "
+            f"no conf/guidance_strength/{cfg.guidance.name}_{strength.name}.yaml")

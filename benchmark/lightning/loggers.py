@@ -2,7 +2,8 @@
 
 Each factory takes its YAML arguments plus ``run`` (:class:`LoggerRun`, what the job
 knows: output folder, name, W&B group, tags, job type, resolved config) and returns a
-Lightning ``Logger`` or None. A new logger is one function here and one YAML file.
+Lightning ``Logger`` or None. A new logger is one function (here or in any importable
+module) and one YAML file naming it; no code chooses between loggers by name.
 
 W&B semantics: one run per job (:func:`finish` ends it, marked failed if the job
 failed); ``mode: online`` only with an account (``WANDB_API_KEY`` or ``~/.netrc``), else
