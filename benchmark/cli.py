@@ -19,10 +19,9 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
+from hydra.errors import ConfigCompositionException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict, read_write
-from omegaconf.errors import OmegaConfBaseException
 
 import benchmark.config.store  # noqa: F401  (registers the schemas before @hydra.main composes)
 from benchmark.config import CONFIG_DIR, ConfigError, StrategyConfig, describe_config_error, to_typed
@@ -116,11 +115,12 @@ def entry() -> None:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     full_errors = os.environ.get("HYDRA_FULL_ERROR")
-    # Let composition errors reach us instead of Hydra's multi-line report, to print one line.
+    # Let composition errors reach us instead of Hydra's multi-line report, to print one
+    # line. Only composition errors: a failure inside a job keeps its traceback.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         main()
-    except (HydraException, OmegaConfBaseException) as err:
+    except (ConfigCompositionException, OverrideParseException) as err:
         if full_errors == "1":
             raise
         print(f"error: {describe_config_error(err)}", file=sys.stderr)

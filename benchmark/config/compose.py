@@ -38,8 +38,6 @@ def compose_config(overrides: list[str], config_dir: Optional[Path] = None,
             return compose(config_name="config", overrides=list(overrides), return_hydra_config=return_hydra_config)
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(describe_config_error(err)) from err
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def to_typed(node: DictConfig, schema: type[T], key: str) -> T:
