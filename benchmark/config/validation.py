@@ -102,14 +102,14 @@ def validate_config(cfg: DictConfig) -> RunConfig:
     if missing:  # a template's `path: ???`, or a field a user's group file left out
         raise ConfigError(f"config key '{missing[0]}' has no value: set it on the command line ({missing[0]}=...) "
                           "or in its group file")
-    logger_schema = WandbLoggerConfig if "project" in cfg.logger else LoggerConfig
     run = RunConfig(
         model=to_typed(cfg.model, ModelConfig, "model"),
         dataset=to_typed(cfg.dataset, DatasetConfig, "dataset"),
         privacy=to_typed(cfg.privacy, PrivacyConfig, "privacy"),
         eval=to_typed(cfg.eval, EvalConfig, "eval"),
         strategy=to_typed(cfg.strategy, StrategyConfig, "strategy"),
-        logger=to_typed(cfg.logger, logger_schema, "logger"),
+        # The logger's own schema (wandb_logger_schema...) is the type it was composed with.
+        logger=to_typed(cfg.logger, LoggerConfig, "logger"),
         strength=to_typed(cfg.strength, StrengthConfig, "strength"),
         method=cfg.method,
         guidance=cfg.guidance,

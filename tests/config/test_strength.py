@@ -50,6 +50,7 @@ def test_every_sweep_point_runs_once_and_undefined_pairs_are_skipped():
     axes = _sweep_axes()
     runs = [(g, s) for g in axes["guidance"] for s in axes["strength"] if missing_preset(_point(g, s)) is None]
     assert len(runs) == 19 and ("none", "weak") in runs  # plain CFG once, at its first level
+    validate_config(_point("none", "weak"))
     message = missing_preset(_point("none", "strong"))
     assert "none" in message and "strong" in message
     # strength=default needs no preset: every guidance runs at its YAML values.
