@@ -8,6 +8,7 @@ hyperparameters are checked by their own classes when instantiated.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Optional
 
@@ -71,6 +72,8 @@ def check_ranges(model: ModelConfig, dataset: DatasetConfig, privacy: PrivacyCon
     _choice("dataset.source", dataset.source, DATASET_SOURCES)
     _choice("dataset.concept.kind", dataset.concept.kind, CONCEPT_KINDS)
     _positive("dataset.max_adapt_images", dataset.max_adapt_images, integer=True, optional=True)
+    if dataset.source == "world" and dataset.world is None:
+        raise ConfigError(f"dataset.world is required with dataset.source=world (dataset '{dataset.name}')")
     if dataset.world is not None:
         _positive("dataset.world.num_adapt", dataset.world.num_adapt, integer=True)
         if dataset.world.num_heldout < 0:
@@ -89,6 +92,20 @@ def check_ranges(model: ModelConfig, dataset: DatasetConfig, privacy: PrivacyCon
         _choice("logger.mode", logger.mode, WANDB_MODES)
 
 
+def _dataset_node(node: DictConfig) -> tuple[DictConfig, tuple[str, ...]]:
+    """The dataset node to type, and the key prefixes it ignores.
+
+    Only the world source reads ``world:``. An experiment sized for the world (``smoke``
+    sets ``dataset.world.num_adapt``) may still be combined with another dataset, which
+    ignores that section: it is dropped (null) rather than reported as incomplete.
+    """
+    if node.get("source") == "world" or node.get("world") is None:
+        return node, ()
+    node = copy.deepcopy(node)
+    node.world = None
+    return node, ("dataset.world.",)
+
+
 def validate_config(cfg: DictConfig) -> RunConfig:
     """The typed view of a composed run config, after every range check.
 
@@ -98,13 +115,14 @@ def validate_config(cfg: DictConfig) -> RunConfig:
     for group in GROUPS:
         if group not in cfg or cfg[group] is None:
             raise ConfigError(f"config group '{group}' is missing: choose one with {group}=<option>")
-    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra."))
+    dataset, ignored = _dataset_node(cfg.dataset)
+    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith(("hydra.", *ignored)))
     if missing:  # a template's `path: ???`, or a field a user's group file left out
         raise ConfigError(f"config key '{missing[0]}' has no value: set it on the command line ({missing[0]}=...) "
                           "or in its group file")
     run = RunConfig(
         model=to_typed(cfg.model, ModelConfig, "model"),
-        dataset=to_typed(cfg.dataset, DatasetConfig, "dataset"),
+        dataset=to_typed(dataset, DatasetConfig, "dataset"),
         privacy=to_typed(cfg.privacy, PrivacyConfig, "privacy"),
         eval=to_typed(cfg.eval, EvalConfig, "eval"),
         strategy=to_typed(cfg.strategy, StrategyConfig, "strategy"),

@@ -57,3 +57,11 @@ def test_more_gpus_than_exist_names_strategy_devices():
     with pytest.raises(ConfigError, match="strategy.devices"):
         validate_config(compose_config(["strategy=ddp"]))
     validate_config(compose_config(["strategy=ddp", "strategy.accelerator=cpu"]))  # CPU processes are fine
+
+
+def test_a_world_section_on_another_source_is_ignored_but_a_world_dataset_needs_it_whole():
+    # `experiment=smoke dataset=artist_artworks`: smoke sizes dataset.world, which only the world source reads.
+    run = validate_config(compose_config(["experiment=smoke", "dataset=artist_artworks", "dataset.path=/data/a"]))
+    assert run.dataset.world is None and run.dataset.source == "imagefolder"
+    with pytest.raises(ConfigError, match=r"dataset\.world"):
+        validate_config(compose_config(["dataset=tiny_style", "dataset.world=null"]))
