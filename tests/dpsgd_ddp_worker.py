@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmark.config import ModelConfig  # noqa: E402
+from benchmark.config import ModelConfig, default_config  # noqa: E402
 from benchmark.data.datasets import load_dataset  # noqa: E402
 from benchmark.adapt.dpsgd import (  # noqa: E402
     Denoiser, DPSettings, DPSGDModule, LatentPromptDataset, _rank_and_world)
@@ -76,7 +76,7 @@ def fit(kind: str, world: int, out: Path) -> None:
     from benchmark.config import validate_config
 
     run = validate_config(run)
-    backbone = load_backbone(ModelConfig(name="micro", pretrained="builtin:micro", resolution=32))
+    backbone = load_backbone(default_config(ModelConfig, "model=micro"))
     data = load_dataset(run.dataset, 32)
     concept = data.config.concept
     ids, init = backbone.add_placeholder_tokens([concept.placeholder], concept.initializer_token)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from benchmark.config import ModelConfig, validate_config
+from benchmark.config import ModelConfig, validate_config, default_config
 from benchmark.data.datasets import load_dataset
 from benchmark.lightning.factories import make_trainer_factory
 from benchmark.adapt.base import RunContext
@@ -42,7 +42,7 @@ def _train(backbone, mu, sd, captions, ids, init, root, steps=3, chunk=None):
 
 
 def test_batched_per_image_ti_equals_independent_per_image_runs(micro_world, tmp_path):
-    backbone = load_backbone(ModelConfig(name="micro", pretrained="builtin:micro", resolution=32))
+    backbone = load_backbone(default_config(ModelConfig, "model=micro"))
     data = load_dataset(validate_config(compose(SMOKE)).dataset, 32)
     k = 4
     mu, sd = backbone.encode_images(data.adapt.images[:k])

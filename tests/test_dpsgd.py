@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import default_collate
 
-from benchmark.config import ConfigError, ModelConfig, PrivacyConfig, StrategyConfig, validate_config
+from benchmark.config import ConfigError, ModelConfig, PrivacyConfig, StrategyConfig, validate_config, default_config
 from benchmark.data.datasets import load_dataset
 from benchmark.lightning.factories import make_trainer_factory
 from benchmark.adapt.base import RunContext
@@ -22,7 +22,7 @@ from benchmark.models.backbone import load_backbone
 from benchmark.privacy import epsilon_spent
 from tests.conftest import SMOKE, compose
 
-MICRO = ModelConfig(name="micro", pretrained="builtin:micro", resolution=32)
+MICRO = default_config(ModelConfig, "model=micro")
 
 
 def test_placeholder_rows_have_no_buffers_and_opacus_takes_their_per_example_gradient():
@@ -238,7 +238,7 @@ def test_layers_opacus_cannot_handle_are_named_with_a_fix():
 
 def test_ghost_clipping_and_other_strategies_are_refused_with_several_processes():
     with pytest.raises(ConfigError, match="grad_sample_mode=ghost"):
-        check_trainer_compatible(StrategyConfig(devices=2, strategy="ddp"), "ghost")
+        check_trainer_compatible(default_config(StrategyConfig, devices=2, strategy="ddp"), "ghost")
     with pytest.raises(ConfigError, match="strategy.strategy='ddp_spawn'"):
-        check_trainer_compatible(StrategyConfig(devices=2, strategy="ddp_spawn"), "hooks")
-    check_trainer_compatible(StrategyConfig(devices=2, strategy="ddp"), "hooks")
+        check_trainer_compatible(default_config(StrategyConfig, devices=2, strategy="ddp_spawn"), "hooks")
+    check_trainer_compatible(default_config(StrategyConfig, devices=2, strategy="ddp"), "hooks")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.config import ConfigError, ModelConfig, SamplerConfig
+from benchmark.config import ConfigError, ModelConfig, SamplerConfig, default_config
 from benchmark.guidance.baselines import (GaussianEmbeddingNoiseGuidance, PromptEmbeddingOptimisation,
                                                       perturb_prompt, tokenizer_words)
 from benchmark.models.backbone import load_backbone
@@ -33,7 +33,7 @@ def test_prompt_perturbations_insert_k_items_and_keep_the_prompt_in_order(kind):
 
 @pytest.fixture(scope="module")
 def micro(micro_world):
-    return load_backbone(ModelConfig(name="micro", pretrained="builtin:micro", resolution=32))
+    return load_backbone(default_config(ModelConfig, "model=micro"))
 
 
 def test_tokenizer_words_are_plain_vocabulary(micro):
@@ -45,7 +45,7 @@ def _sample(micro, guidance, prompts, seeds, steps=3):
     cond, uncond = micro.encode_prompts(prompts), micro.encode_prompts([""] * len(prompts))
     batch = {"prompt": prompts, "seed": torch.tensor(seeds)}
     return sample_latents(micro.unet, micro.scheduler, cond, uncond, seeds,
-                          SamplerConfig(num_inference_steps=steps, guidance_scale=4.0), micro.latent_shape, guidance,
+                          default_config(SamplerConfig, num_inference_steps=steps, guidance_scale=4.0), micro.latent_shape, guidance,
                           batch)
 
 

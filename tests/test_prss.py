@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from benchmark.config import ConfigError, ModelConfig, SamplerConfig
+from benchmark.config import ConfigError, ModelConfig, SamplerConfig, default_config
 from benchmark.data.datasets import DatasetError
 from benchmark.guidance.calibration import Calibration, parse_threshold
 from benchmark.guidance.prss import PRSS, PRSSGuidance, prompt_reanchoring, select_candidate
@@ -71,15 +71,15 @@ def test_bad_thresholds_and_guidance_scale_are_config_errors():
         m.validate_thresholds({"lambda_ss": 1.0, "lambda_pr": 5.0, "tau": 5.0})
     PRSS(prompt_reanchoring=False).validate_thresholds({"lambda_ss": 1, "lambda_pr": 5, "tau": 5})  # PR off: unused
     with pytest.raises(ConfigError, match="guidance_scale > 1"):
-        PRSS().check_sampler(SamplerConfig(guidance_scale=1.0))
-    PRSS(prompt_reanchoring=False).check_sampler(SamplerConfig(guidance_scale=1.0))
+        PRSS().check_sampler(default_config(SamplerConfig, guidance_scale=1.0))
+    PRSS(prompt_reanchoring=False).check_sampler(default_config(SamplerConfig, guidance_scale=1.0))
 
 
 # ---- on the micro world's UNet -------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def micro(micro_world):
-    return load_backbone(ModelConfig(name="micro", pretrained="builtin:micro", resolution=32))
+    return load_backbone(default_config(ModelConfig, "model=micro"))
 
 
 class CountingUNet(torch.nn.Module):
@@ -101,7 +101,7 @@ def _sample(micro, guidance, prompts=PROMPTS, seeds=None, steps=4):
     seeds = seeds or list(range(10, 10 + len(prompts)))
     cond, uncond = micro.encode_prompts(prompts), micro.encode_prompts([""] * len(prompts))
     batch = {"prompt": prompts, "paraphrases": [PARAS.get(p, []) for p in prompts]}
-    cfg = SamplerConfig(num_inference_steps=steps, guidance_scale=4.0)
+    cfg = default_config(SamplerConfig, num_inference_steps=steps, guidance_scale=4.0)
     return sample_latents(micro.unet, micro.scheduler, cond, uncond, seeds, cfg, micro.latent_shape, guidance, batch)
 
 
@@ -131,7 +131,7 @@ def test_ss_only_samples_the_chosen_candidate_like_none_and_batches_unet_calls(m
     counting = CountingUNet(micro.unet)
     cond, uncond = micro.encode_prompts(PROMPTS), micro.encode_prompts([""] * len(PROMPTS))
     batch = {"prompt": PROMPTS, "paraphrases": [PARAS[p] for p in PROMPTS]}
-    cfg = SamplerConfig(num_inference_steps=4, guidance_scale=4.0)
+    cfg = default_config(SamplerConfig, num_inference_steps=4, guidance_scale=4.0)
     seeds = list(range(10, 16))
     out = sample_latents(counting, micro.scheduler, cond, uncond, seeds, cfg, micro.latent_shape, ss_only, batch)
     b = len(PROMPTS)
@@ -152,7 +152,7 @@ def test_pr_uses_one_unet_call_per_step_with_three_predictions(micro):
     cond, uncond = micro.encode_prompts(PROMPTS), micro.encode_prompts([""] * len(PROMPTS))
     batch = {"prompt": PROMPTS, "paraphrases": [PARAS[p] for p in PROMPTS]}
     sample_latents(counting, micro.scheduler, cond, uncond, list(range(10, 16)),
-                   SamplerConfig(num_inference_steps=3, guidance_scale=4.0), micro.latent_shape, prss, batch)
+                   default_config(SamplerConfig, num_inference_steps=3, guidance_scale=4.0), micro.latent_shape, prss, batch)
     t = int(prss.batch_stats()["triggered"].sum())
     assert counting.calls == [12, 3 * t, 12 + t, 12 + t]
     assert (prss.batch_stats()["reanchored_steps"][prss.batch_stats()["triggered"]] == 3).all()

@@ -3,19 +3,19 @@
 import torch
 from diffusers import StableDiffusionPipeline
 
-from benchmark.config import ModelConfig, SamplerConfig
+from benchmark.config import ModelConfig, SamplerConfig, default_config
 from benchmark.models.backbone import load_backbone
 from benchmark.sampling.sampler import initial_noise, sample_latents
 
 
 def _backbone():
-    return load_backbone(ModelConfig(name="micro", pretrained="builtin:micro", resolution=32))
+    return load_backbone(default_config(ModelConfig, "model=micro"))
 
 
 def test_sampler_matches_stable_diffusion_pipeline(micro_world):
     bb = _backbone()
     prompts = ["a red circle on a white background", "a blue star"]
-    cfg = SamplerConfig(scheduler="ddim", num_inference_steps=6, guidance_scale=3.0)
+    cfg = default_config(SamplerConfig, scheduler="ddim", num_inference_steps=6, guidance_scale=3.0)
     ids = bb.tokenize(prompts)
     with torch.no_grad():
         cond = bb.text_encoder(ids)[0]
@@ -33,7 +33,7 @@ def test_sampler_matches_stable_diffusion_pipeline(micro_world):
 
 def test_each_image_depends_only_on_its_own_seed(micro_world):
     bb = _backbone()
-    cfg = SamplerConfig(num_inference_steps=3)
+    cfg = default_config(SamplerConfig, num_inference_steps=3)
     with torch.no_grad():
         cond = bb.text_encoder(bb.tokenize(["a red circle"] * 3))[0]
         uncond = bb.text_encoder(bb.tokenize([""] * 3))[0]

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.config import ModelConfig
+from benchmark.config import ModelConfig, default_config
 from benchmark.adapt.textual_inversion import PlaceholderEmbedding, TextualInversion
 from benchmark.models.backbone import load_backbone
 
@@ -30,7 +30,7 @@ def test_ti_changes_only_the_placeholder_row(tmp_path, micro_world):
     from benchmark.adapt.base import RunContext
     from tests.conftest import SMOKE, compose
 
-    bb = load_backbone(ModelConfig(name="micro", pretrained="builtin:micro", resolution=32))
+    bb = load_backbone(default_config(ModelConfig, "model=micro"))
     before = bb.text_encoder.get_input_embeddings().weight.detach().clone()
     unet_before = {k: v.clone() for k, v in bb.unet.state_dict().items()}
     run = validate_config(compose(SMOKE))
@@ -51,6 +51,6 @@ def test_ti_changes_only_the_placeholder_row(tmp_path, micro_world):
 
 
 def test_initializer_must_be_one_token(micro_world):
-    bb = load_backbone(ModelConfig(name="micro", pretrained="builtin:micro", resolution=32))
+    bb = load_backbone(default_config(ModelConfig, "model=micro"))
     with pytest.raises(ValueError, match="single token"):
         bb.add_placeholder_tokens(["<x>"], "quiet harbor")

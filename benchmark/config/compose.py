@@ -27,17 +27,23 @@ def compose_config(overrides: list[str], config_dir: Optional[Path] = None,
 
     A mistyped key, a wrong type or a missing option raises :class:`ConfigError` with the
     one-line message the command line prints. ``config_dir``: another config tree (tests).
+    Hydra's global state is restored afterwards, so a running job may call it.
     """
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
 
     register_schemas()
+    # Called inside a running Hydra app (a job), leave that app's global state as it was.
+    backup = get_gh_backup()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir or CONFIG_DIR), version_base="1.3"):
             return compose(config_name="config", overrides=list(overrides), return_hydra_config=return_hydra_config)
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(describe_config_error(err)) from err
+    finally:
+        restore_gh_from_backup(backup)
 
 
 def to_typed(node: DictConfig, schema: type[T], key: str) -> T:

@@ -19,7 +19,7 @@ from typing import Optional
 
 import torch
 
-from benchmark.config import ConfigError, SamplerConfig
+from benchmark.config import ConfigError, SamplerConfig, default_config
 from benchmark.data.datasets import BenchmarkDataset
 from benchmark.models.backbone import Backbone
 from benchmark.sampling.sampler import Guidance, GuidanceInputs, noise_magnitude, sample_latents
@@ -127,7 +127,7 @@ class GuidanceMethod:
             prompts = self.calibration_prompt_list(data)
             # Seeds far from the evaluation seeds (seed * 1_000_003 + i): calibration never sees an eval draw.
             seeds = [seed * 1_000_003 + 700_000 + i for i in range(len(prompts))]
-            calibration = calibrate(backbone, prompts, seeds, getattr(self, "_sampler", SamplerConfig()))
+            calibration = calibrate(backbone, prompts, seeds, getattr(self, "_sampler", default_config(SamplerConfig)))
             metrics["guidance/calibration_images"] = len(prompts)
         self.thresholds = {k: calibration.resolve(v, f"guidance.{k}", every_step=k in self.every_step_keys)
                            for k, v in specs.items()}
