@@ -4,6 +4,10 @@ Before a job does any work it checks for a finished result: a ``metrics.json`` i
 run directory written for the same resolved config (``config_hash``) means the job is
 skipped, so starting an interrupted sweep again (same sweep directory) runs only the
 unfinished jobs. ``rerun=true`` runs them anyway.
+
+A job whose guidance has no preset at its ``strength`` (``guidance=none strength=strong``)
+is skipped at once (:mod:`benchmark.config.strength`). Composition errors (a mistyped key,
+a wrong type) print one line naming the key and exit 1.
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import ConfigCompositionException, OverrideParseException
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, open_dict, read_write
 
-from benchmark.config import CONFIG_DIR, ConfigError
+import benchmark.config.store  # noqa: F401  (registers the schemas before @hydra.main composes)
+from benchmark.config import CONFIG_DIR, ConfigError, StrategyConfig, describe_config_error, to_typed
+from benchmark.config.strength import missing_preset
 from benchmark.data.types import DatasetError
-from benchmark.launch import (LauncherPluginMissing, apply_knob_level, check_launcher_plugin, gpu_lease,
-                              sweep_group)
+from benchmark.launch import LauncherPluginMissing, check_launcher_plugin, gpu_lease, sweep_group
 from benchmark.models.backbone import ModelLoadError
 from benchmark.report.table import format_metrics_table
 
@@ -38,10 +44,9 @@ def _prepare_data_parallel_child_command(cfg: DictConfig, output_dir: Path) -> N
     of the parent: in a multirun that would be ``-m`` and every sweep value. Give it the
     job's own overrides and its run directory instead.
     """
-    from benchmark.config import StrategyConfig
     from benchmark.lightning.distributed import is_data_parallel
 
-    strategy = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(StrategyConfig), cfg.strategy))
+    strategy = to_typed(cfg.strategy, StrategyConfig, "strategy")
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN or not is_data_parallel(strategy):
         return
@@ -58,23 +63,25 @@ def _runs_at_budget(cfg: DictConfig) -> bool:
     from benchmark.run import build_method
 
     try:
-        return math.isinf(float(cfg.privacy.epsilon)) or build_method(cfg.method).private
+        return math.isinf(float(cfg.privacy.epsilon)) or build_method(cfg.method, "method").private
     except USER_ERRORS:
         return True  # run() reports the bad value with its key
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
-    from benchmark.run import finished_metrics, run
-
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
+    nothing_to_run = missing_preset(cfg)
+    if nothing_to_run:  # before importing the pipeline: a skipped point costs nothing
+        print(f"skipped ({nothing_to_run}): {output_dir}")
+        return
+    from benchmark.resume import finished_metrics
+    from benchmark.run import run
+
     if cfg.get("group") is None and hydra_cfg.mode == RunMode.MULTIRUN:
         with open_dict(cfg):
             cfg.group = sweep_group(hydra_cfg.sweep.dir)  # one W&B group per sweep
-    if not apply_knob_level(cfg):
-        print(f"skipped (method {cfg.method.name} has no knob_level {cfg.knob_level}): {output_dir}")
-        return
     if hydra_cfg.mode == RunMode.MULTIRUN and not _runs_at_budget(cfg):
         # A sweep such as method=dpsgd_ti,ti privacy.epsilon=1,inf: the non-private method
         # has one point, at epsilon=inf. A single run with a finite epsilon is still an error.
@@ -108,7 +115,22 @@ def entry() -> None:
     except LauncherPluginMissing as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    main()
+    full_errors = os.environ.get("HYDRA_FULL_ERROR")
+    # Let composition errors reach us instead of Hydra's multi-line report, to print one
+    # line. Only composition errors: a failure inside a job keeps its traceback.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except (ConfigCompositionException, OverrideParseException) as err:
+        if full_errors == "1":
+            raise
+        print(f"error: {describe_config_error(err)}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        if full_errors is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = full_errors
 
 
 if __name__ == "__main__":

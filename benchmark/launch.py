@@ -115,33 +115,3 @@ def gpu_lease(pool: Optional[Sequence[int]], poll_s: float = 2.0):
             waited = True
         time.sleep(poll_s)
 
-
-def apply_knob_level(cfg) -> bool:
-    """Set the method's strength knob(s) for this job's ``knob_level``; False: nothing to run.
-
-    A sweep over methods whose strength knobs have different names (``k``, ``scale``,
-    ``target_loss``...) cannot be a Cartesian product of ``method.<knob>`` values. An
-    experiment instead lists, per method, the values of its knob(s)
-    (``sweep_knobs: {gni: {scale: [0.05, 0.1]}}``) and sweeps ``knob_level=0,1,...``:
-    the job sets ``method.<knob> = values[knob_level]``. A level past the end of a method's
-    list (or above 0 for a method without knobs) has nothing to run and is skipped, so
-    the results hold each (method, knob value, seed) exactly once.
-    """
-    from omegaconf import open_dict
-
-    level = cfg.get("knob_level")
-    if level is None:
-        return True
-    level = int(level)
-    table = cfg.get("sweep_knobs") or {}
-    # A guidance's knobs (memorization sweeps) if it has any, else the adaptation's.
-    group = "guidance" if table.get(cfg.guidance.name) else "method"
-    knobs = table.get(cfg[group].name) or {}
-    if not knobs:
-        return level == 0
-    if any(level >= len(values) for values in knobs.values()):
-        return False
-    with open_dict(cfg):
-        for key, values in knobs.items():
-            cfg[group][key] = values[level]
-    return True

@@ -89,13 +89,15 @@ def test_model_that_cannot_be_loaded_offline_says_how_to_fix_it(run_job):
     ("privacy.epsilon=0", "privacy.epsilon"),
     ("privacy.epsilon=abc", "privacy.epsilon"),
     ("privacy.delta=1.5", "privacy.delta"),
-    ("+dataset.captoin_column=x", "captoin_column"),
+    ("dataset.captoin_column=x", "dataset.captoin_column"),   # refused while composing
+    ("+dataset.captoin_column=x", "dataset.captoin_column"),  # `+` gets past composition, not validation
     ("+method.max_stpes=3", "max_stpes"),
     ("model.embedding_radius=-1", "model.embedding_radius"),
 ])
-def test_invalid_values_name_their_key(run_job, override, key):
+def test_invalid_values_name_their_key(run_job, override, key, tmp_path):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         run_job([override])
+    assert not (tmp_path / "run" / "metrics.json").exists()  # refused before any result
 
 
 def test_zero_training_steps_is_an_error(run_job):

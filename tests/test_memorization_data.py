@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark.config import ConfigError, DatasetConfig, WorldSourceConfig
+from benchmark.config import ConfigError, DatasetConfig, WorldSourceConfig, default_config
 from benchmark.data.memorization import paraphrases_of
 from benchmark.data.types import DatasetError, content_hash
 from benchmark.datasets import load_dataset, source_names
@@ -19,7 +19,7 @@ def _write(root, rows, images=("gt/a.png", "gt/b.png")):
     for i, name in enumerate(images):
         Image.fromarray(np.full((40, 48, 3), 30 * i, np.uint8)).save(root / name)
     (root / "prompts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return DatasetConfig(name="mem", source="memorization", path=str(root), caption_column="caption")
+    return default_config(DatasetConfig, "dataset=sdv1_500_memorized", name="mem", path=str(root))
 
 
 def test_jsonl_layout_loads_prompts_ground_truth_and_paraphrases(tmp_path):
@@ -58,14 +58,14 @@ def test_bad_memorization_rows_are_named(tmp_path, rows, message):
 
 
 def test_missing_prompt_file_is_named(tmp_path):
-    cfg = DatasetConfig(name="mem", source="memorization", path=str(tmp_path))
+    cfg = default_config(DatasetConfig, "dataset=sdv1_500_memorized", name="mem", path=str(tmp_path))
     with pytest.raises(DatasetError, match="prompts.jsonl"):
         load_dataset(cfg, resolution=32)
 
 
 def test_tiny_memorized_world_set_has_paraphrases_for_every_prompt():
-    cfg = DatasetConfig(name="tiny_memorized", source="world",
-                        world=WorldSourceConfig(population="memorized", num_adapt=4, num_heldout=0))
+    cfg = default_config(DatasetConfig, "dataset=tiny_memorized",
+                         world=default_config(WorldSourceConfig, "dataset=tiny_memorized", num_adapt=4))
     data = load_dataset(cfg, resolution=32)
     assert sum(p.memorized for p in data.prompts) == 16 and len(data.prompts) == 20
     assert all(len(p.paraphrases) == 15 and p.template not in p.paraphrases for p in data.prompts)

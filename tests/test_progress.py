@@ -4,7 +4,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from benchmark.config import StrategyConfig
+from benchmark.config import StrategyConfig, default_config
 from benchmark.lightning.factories import make_trainer_factory
 from benchmark.lightning.progress import StepProgressBar
 
@@ -22,7 +22,7 @@ class _Tiny(L.LightningModule):
 
 
 def test_step_bar_spans_max_steps_over_epochs_of_two_batches(tmp_path):
-    trainer = make_trainer_factory(StrategyConfig(), None, tmp_path)(max_steps=7)
+    trainer = make_trainer_factory(default_config(StrategyConfig), None, tmp_path)(max_steps=7)
     bars = [c for c in trainer.callbacks if isinstance(c, StepProgressBar)]
     assert len(bars) == 1
     trainer.fit(_Tiny(), DataLoader(TensorDataset(torch.randn(4, 2)), batch_size=2))  # 2 batches an epoch
@@ -31,5 +31,5 @@ def test_step_bar_spans_max_steps_over_epochs_of_two_batches(tmp_path):
 
 
 def test_no_bar_when_bars_are_off(tmp_path):
-    trainer = make_trainer_factory(StrategyConfig(), None, tmp_path)(max_steps=2, enable_progress_bar=False)
+    trainer = make_trainer_factory(default_config(StrategyConfig), None, tmp_path)(max_steps=2, enable_progress_bar=False)
     assert not any(isinstance(c, StepProgressBar) for c in trainer.callbacks)

@@ -1,15 +1,14 @@
-"""Build Lightning trainers and loggers from the strategy and logger config groups."""
+"""Build Lightning trainers from the strategy config group (loggers: ``benchmark.lightning.loggers``)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
 import lightning as L
-from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.loggers import Logger
 
-from benchmark.config import LoggerConfig, StrategyConfig
+from benchmark.config import StrategyConfig
 from benchmark.lightning.progress import StepProgressBar
 from benchmark.metrics.catalog import declared_keys
 
@@ -32,31 +31,6 @@ def define_summary_metrics(experiment) -> None:
         return
     for name, summary in summary_metrics():
         define(name, summary=summary)
-
-
-def make_logger(cfg: LoggerConfig, output_dir: Path, run_name: str, group: str, tags: list[str],
-                resolved_config: dict, job_type: str = "benchmark") -> Optional[Logger]:
-    """``wandb`` (online/offline/disabled), ``csv`` or ``none``.
-
-    W&B: one run per job (``run.py`` finishes it), ``group`` the sweep, ``job_type`` the
-    stages the job runs, tags method/dataset/epsilon, summaries defined per metric.
-    """
-    if cfg.kind == "none":
-        return None
-    if cfg.kind == "csv":
-        return CSVLogger(save_dir=str(output_dir), name="csv", version="")
-    if cfg.kind == "wandb":
-        mode = cfg.mode
-        if mode == "online" and not (os.environ.get("WANDB_API_KEY") or Path.home().joinpath(".netrc").exists()):
-            mode = "offline"  # no account configured: keep the run locally, `wandb sync` later
-        os.environ.setdefault("WANDB_START_METHOD", "thread")
-        logger = WandbLogger(project=cfg.project, entity=cfg.entity, name=run_name, group=group, tags=tags,
-                             save_dir=str(output_dir), offline=(mode == "offline"), mode=mode,
-                             config=resolved_config, job_type=job_type)
-        if mode != "disabled":
-            define_summary_metrics(logger.experiment)
-        return logger
-    raise ValueError(f"logger.kind={cfg.kind!r}; choose wandb, csv or none")
 
 
 def make_trainer_factory(strategy: StrategyConfig, logger: Optional[Logger], output_dir: Path):

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 # Config keys that never distinguish rows: the seed axis itself, epsilon (its own column),
 # runtime settings, and where things ran or were cached.
 IGNORED_CONFIG_PREFIXES = (
-    "config/seed", "config/group", "config/rerun", "config/gpu_pool", "config/knob_level", "config/sweep_knobs/",
+    "config/seed", "config/group", "config/rerun", "config/gpu_pool", "config/strength/",
     "config/privacy/epsilon",
     "config/logger/", "config/strategy/", "config/method/cache_dir", "config/method/_target_",
     "config/method/name",
