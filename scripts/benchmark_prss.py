@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from hydra.utils import instantiate
 
-from benchmark.config import DatasetConfig, ModelConfig, SamplerConfig, WorldSourceConfig, compose_config
+from benchmark.config import DatasetConfig, ModelConfig, SamplerConfig, compose_config, default_config
 from benchmark.datasets import load_dataset
 from benchmark.guidance.timing import prss_overhead
 from benchmark.models.backbone import load_backbone
@@ -31,12 +31,10 @@ def main() -> None:
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     torch.manual_seed(0)
-    backbone = load_backbone(ModelConfig(name="bench", pretrained=args.model))
-    data = load_dataset(DatasetConfig(name="tiny_memorized", source="world",
-                                      world=WorldSourceConfig(population="memorized", num_adapt=48, num_heldout=0)),
-                        32)
+    backbone = load_backbone(default_config(ModelConfig, name="bench", pretrained=args.model))
+    data = load_dataset(default_config(DatasetConfig, "dataset=tiny_memorized"), 32)  # 16 memorized + 48 controls
     method = instantiate(compose_config(["guidance=prss"]).guidance, _convert_="all")
-    sampler = SamplerConfig(num_inference_steps=args.steps, guidance_scale=4.0, batch_size=args.batch)
+    sampler = default_config(SamplerConfig, num_inference_steps=args.steps, guidance_scale=4.0, batch_size=args.batch)
     out = {"model": args.model, "batch": args.batch, "steps": args.steps,
            **prss_overhead(backbone, data, method, sampler, args.repeats)}
     for name, row in out.items():

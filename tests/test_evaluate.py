@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark.config import ConfigError, DatasetConfig, EvalConfig, ModelConfig, WorldSourceConfig
+from benchmark.config import ConfigError, DatasetConfig, EvalConfig, ModelConfig, WorldSourceConfig, default_config
 from benchmark.datasets import load_dataset
 from benchmark.metrics import alignment, concept, detection, fidelity, memorization
 from benchmark.metrics.base import Metric, MetricKey, declared_keys, get_metric, metric_names, register_metric
@@ -16,7 +16,7 @@ from benchmark.metrics.evaluate import Evaluator, build_metrics
 from benchmark.sampling.generations import Generations
 
 ALL = ["fidelity", "clip_score", "concept", "memorization", "detection", "trigger"]
-MICRO = ModelConfig(name="micro", pretrained="builtin:micro", resolution=32, inception=False, copy_threshold=0.75)
+MICRO = default_config(ModelConfig, "model=micro")
 
 
 def _generations(data, folder: Path, n: int = 40) -> Generations:
@@ -35,14 +35,14 @@ def _generations(data, folder: Path, n: int = 40) -> Generations:
 
 @pytest.fixture(scope="module")
 def memorized():
-    return load_dataset(DatasetConfig(name="mem", source="world", world=WorldSourceConfig(
-        population="memorized", num_adapt=4, num_heldout=0)), 32)
+    return load_dataset(default_config(DatasetConfig, "dataset=tiny_memorized", name="mem",
+                                       world=default_config(WorldSourceConfig, "dataset=tiny_memorized", num_adapt=4)), 32)
 
 
 def test_evaluator_equals_the_direct_computation_of_every_metric(tmp_path, micro_world, memorized):
     data = memorized
     gen = _generations(data, tmp_path / "images")
-    got = Evaluator(MICRO, EvalConfig(kid_subset_size=6), micro_world, seed=3)(gen, data)
+    got = Evaluator(MICRO, default_config(EvalConfig, kid_subset_size=6), micro_world, seed=3)(gen, data)
 
     model, processor = load_clip(micro_world / "clip")
     feats = ClipImageFeatures(model, processor.image_processor.image_mean, processor.image_processor.image_std)
@@ -84,9 +84,10 @@ def test_evaluator_equals_the_direct_computation_of_every_metric(tmp_path, micro
 def test_only_the_configured_metrics_run_in_order_and_inapplicable_ones_are_skipped(tmp_path, memorized, caplog):
     gen = _generations(memorized, tmp_path / "images")
     del gen.stats["triggered"]
-    real = ModelConfig(name="real", pretrained="x", resolution=32)  # no world: no judge, no CLIP
+    # A real model's config without a CLIP model (and no world): no judge, no CLIP score.
+    real = default_config(ModelConfig, "model=sd15", name="real", pretrained="x", resolution=32, clip_model=None)
     with caplog.at_level("INFO"):
-        got = Evaluator(real, EvalConfig(metrics=["trigger", "detection", "concept", "clip_score"]), None, 0)(
+        got = Evaluator(real, default_config(EvalConfig, metrics=["trigger", "detection", "concept", "clip_score"]), None, 0)(
             gen, memorized)
     assert list(got) == ["eval/num_images", "eval/detection_magnitude_memorized",
                          "eval/detection_magnitude_control", "eval/detection_auc"]
@@ -98,7 +99,7 @@ def test_only_the_configured_metrics_run_in_order_and_inapplicable_ones_are_skip
 
 def test_unknown_or_repeated_metric_names_are_config_errors_listing_the_choices():
     with pytest.raises(ConfigError, match="unknown metric 'fid'; choose from fidelity, clip_score, concept"):
-        Evaluator(MICRO, EvalConfig(metrics=["fid"]), None, 0)
+        Evaluator(MICRO, default_config(EvalConfig, metrics=["fid"]), None, 0)
     with pytest.raises(ConfigError, match="more than once"):
         build_metrics(["trigger", "trigger"])
     assert metric_names()[:6] == ALL and [type(m) for m in build_metrics(ALL)] == [get_metric(n) for n in ALL]
@@ -117,7 +118,8 @@ def test_undeclared_keys_are_refused_and_keys_are_spelled_once(memorized, tmp_pa
 
     register_metric(Loose)
     with pytest.raises(RuntimeError, match=r"undeclared keys \['eval/typo'\]"):
-        Evaluator(MICRO, EvalConfig(metrics=["test_loose"]), None, 0)(_generations(memorized, tmp_path / "g"), memorized)
+        Evaluator(MICRO, default_config(EvalConfig, metrics=["test_loose"]), None, 0)(
+            _generations(memorized, tmp_path / "g"), memorized)
 
     class Clash(Metric):
         name = "test_clash"
@@ -168,7 +170,7 @@ def test_the_rank_device_is_the_strategys(monkeypatch):
 
 def test_encoders_load_once_on_the_evaluation_device(micro_world):
     # "meta" stands in for an accelerator: every encoder parameter must end up there.
-    context = Evaluator(MICRO, EvalConfig(), micro_world, 0, device="meta").context
+    context = Evaluator(MICRO, default_config(EvalConfig), micro_world, 0, device="meta").context
     clip = context.clip
     assert context.clip is clip and {p.device.type for p in clip[0].parameters()} == {"meta"}
     assert {p.device.type for p in context.judge.parameters()} == {"meta"}

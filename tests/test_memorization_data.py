@@ -104,7 +104,7 @@ def test_sdv1_500_template_runs_on_a_user_folder(run_job, tmp_path, micro_world)
 def test_an_unknown_source_is_a_config_error_listing_the_registered_ones():
     assert source_names() == ["hf", "imagefolder", "memorization", "world"]
     with pytest.raises(ConfigError, match="dataset.source='webdataset' .* hf, imagefolder, memorization, world"):
-        load_dataset(DatasetConfig(name="x", source="webdataset"), resolution=32)
+        load_dataset(default_config(DatasetConfig, name="x", source="webdataset"), resolution=32)
 
 
 def _folder(root, captions):
@@ -119,20 +119,24 @@ def _folder(root, captions):
 
 
 def test_only_world_prompts_carry_attributes(tmp_path):
-    user = load_dataset(DatasetConfig(name="u", source="imagefolder", path=str(_folder(tmp_path, ["a red star"])),
-                                      eval_prompts=["a red star in the style of {}"]), resolution=32)
-    assert user.prompts[0].attributes == {}  # the words mean nothing outside the world
-    world = load_dataset(DatasetConfig(name="w", source="world", world=WorldSourceConfig(num_adapt=4, num_heldout=4),
+    user = load_dataset(default_config(DatasetConfig, name="u", source="imagefolder",
+                                       path=str(_folder(tmp_path, ["a red star"])),
                                        eval_prompts=["a red star in the style of {}"]), resolution=32)
+    assert user.prompts[0].attributes == {}  # the words mean nothing outside the world
+    small_world = default_config(WorldSourceConfig, num_adapt=4, num_heldout=4)
+    world = load_dataset(default_config(DatasetConfig, name="w", source="world", world=small_world,
+                                        eval_prompts=["a red star in the style of {}"]), resolution=32)
     assert world.prompts[0].attributes == {"shape": "star", "colour": "red"}
-    assert all(p.attributes for p in load_dataset(DatasetConfig(
-        name="w", source="world", world=WorldSourceConfig(num_adapt=4, num_heldout=4)), resolution=32).prompts)
+    assert all(p.attributes for p in load_dataset(default_config(
+        DatasetConfig, name="w", source="world", world=small_world), resolution=32).prompts)
 
 
 def test_content_hash_covers_both_splits_and_a_shared_split_once(tmp_path):
-    data = load_dataset(DatasetConfig(name="u", source="imagefolder", path=str(_folder(tmp_path, ["a", "b"]))), 32)
+    data = load_dataset(default_config(DatasetConfig, name="u", source="imagefolder",
+                                       path=str(_folder(tmp_path, ["a", "b"]))), 32)
     assert data.content_hash == content_hash(data.adapt, data.heldout) and len(data.content_hash) == 16
-    other = load_dataset(DatasetConfig(name="u", source="imagefolder", path=str(tmp_path), max_adapt_images=1), 32)
+    other = load_dataset(default_config(DatasetConfig, name="u", source="imagefolder", path=str(tmp_path),
+                                        max_adapt_images=1), 32)
     assert other.content_hash != data.content_hash
     import hashlib
 

@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from benchmark.config import ModelConfig, SamplerConfig
+from benchmark.config import ModelConfig, SamplerConfig, default_config
 from benchmark.models.backbone import load_backbone, resolve_pretrained
 from benchmark.sampling.plan import items_for_texts
 from benchmark.sampling.sampler import generate_images, initial_noise
@@ -19,13 +19,13 @@ def sampler_throughput(model: str, images: int, batch: int, steps: int, repeats:
     """Images per second of the suite's sampler and of diffusers' pipeline, and their ratio."""
     from diffusers import StableDiffusionPipeline
 
-    bb = load_backbone(ModelConfig(name="bench", pretrained=model))
+    bb = load_backbone(default_config(ModelConfig, name="bench", pretrained=model))
     pipe = StableDiffusionPipeline.from_pretrained(resolve_pretrained(model), safety_checker=None,
                                                    feature_extractor=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     shape = bb.latent_shape
     res = shape[-1] * (2 ** (len(bb.vae.config.block_out_channels) - 1))
-    cfg = SamplerConfig(num_inference_steps=steps, guidance_scale=4.0, batch_size=batch)
+    cfg = default_config(SamplerConfig, num_inference_steps=steps, guidance_scale=4.0, batch_size=batch)
     prompts = [prompt] * batch
 
     def ours():

@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from benchmark.config import ModelConfig, SamplerConfig
+from benchmark.config import ModelConfig, SamplerConfig, default_config
 from benchmark.models.backbone import Backbone, load_backbone
 from benchmark.sampling.plan import items_for_texts
 from benchmark.sampling.sampler import Guidance, sample_latents
@@ -16,11 +16,11 @@ from benchmark.sampling.sampler import Guidance, sample_latents
 @lru_cache(maxsize=1)
 def micro_backbone() -> Backbone:
     """The micro world's backbone (built into the cache on first use; tests must not modify it)."""
-    return load_backbone(ModelConfig(name="micro", pretrained="builtin:micro", resolution=32))
+    return load_backbone(default_config(ModelConfig, "model=micro"))
 
 
 def sampler(steps: int = 4, guidance_scale: float = 4.0, **kw) -> SamplerConfig:
-    return SamplerConfig(num_inference_steps=steps, guidance_scale=guidance_scale, **kw)
+    return default_config(SamplerConfig, num_inference_steps=steps, guidance_scale=guidance_scale, **kw)
 
 
 def sample(backbone, rule: Optional[Guidance], texts: Sequence[str], seeds: Sequence[int], steps: int = 4,

@@ -3,7 +3,7 @@
 import torch
 from diffusers import StableDiffusionPipeline
 
-from benchmark.config import SamplerConfig
+from benchmark.config import SamplerConfig, default_config
 from benchmark.sampling.plan import items_for_texts
 from benchmark.sampling.sampler import (batched_predictions, cfg_predictions, combine, generate_images,
                                         initial_noise, sample_latents)
@@ -13,7 +13,7 @@ from tests.sampling.helpers import micro_backbone
 def test_sampler_matches_stable_diffusion_pipeline(micro_world):
     bb = micro_backbone()
     prompts = ["a red circle on a white background", "a blue star"]
-    cfg = SamplerConfig(scheduler="ddim", num_inference_steps=6, guidance_scale=3.0)
+    cfg = default_config(SamplerConfig, scheduler="ddim", num_inference_steps=6, guidance_scale=3.0)
     ids = bb.tokenize(prompts)
     with torch.no_grad():
         cond = bb.text_encoder(ids)[0]
@@ -28,7 +28,8 @@ def test_sampler_matches_stable_diffusion_pipeline(micro_world):
                   latents=start, output_type="latent").images
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
     # The sampler's negative prompt is diffusers' negative_prompt.
-    negative = SamplerConfig(scheduler="ddim", num_inference_steps=6, guidance_scale=3.0, negative_prompt="a square")
+    negative = default_config(SamplerConfig, scheduler="ddim", num_inference_steps=6, guidance_scale=3.0,
+                              negative_prompt="a square")
     with torch.no_grad():
         neg = bb.text_encoder(bb.tokenize(["a square"] * 2))[0]
     ours = sample_latents(bb.unet, bb.scheduler, cond, neg, [11, 12], negative, shape)
@@ -39,7 +40,7 @@ def test_sampler_matches_stable_diffusion_pipeline(micro_world):
 
 def test_each_image_depends_only_on_its_own_seed(micro_world):
     bb = micro_backbone()
-    cfg = SamplerConfig(num_inference_steps=3)
+    cfg = default_config(SamplerConfig, num_inference_steps=3)
     with torch.no_grad():
         cond = bb.text_encoder(bb.tokenize(["a red circle"] * 3))[0]
         uncond = bb.text_encoder(bb.tokenize([""] * 3))[0]
@@ -66,7 +67,7 @@ def test_the_cfg_call_is_one_batched_unet_call_split_per_group(micro_world):
 
 def test_generate_images_decodes_one_batch_of_items(micro_world):
     bb = micro_backbone()
-    cfg = SamplerConfig(num_inference_steps=2)
+    cfg = default_config(SamplerConfig, num_inference_steps=2)
     items = items_for_texts(["a red circle", "a blue star"], [5, 6])
     images = generate_images(bb, items, cfg)
     assert images.dtype == torch.uint8 and images.shape == (2, 3, 32, 32)
