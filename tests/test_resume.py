@@ -11,7 +11,7 @@ import time
 import pytest
 
 from benchmark.report.sweep import summarize
-from benchmark.run import finished_metrics
+from benchmark.resume import finished_metrics
 from tests.helpers import REPO, SMOKE, compose
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
@@ -51,15 +51,25 @@ def test_cli_skips_a_finished_job_and_rerun_true_forces_it(tmp_path, micro_world
     assert "skipped (finished" in _cli(args).stdout  # the forced run wrote the same config's hash
 
 
-# 2 methods x 2 epsilons; each method's own knob kept small the way experiments set knobs.
-SWEEP = ["-m", "experiment=smoke", "method=dpagg_ti,dpsgd_ti", "privacy=dp", "privacy.epsilon=1,inf", "seed=0",
-         "+knob_level=0", "+sweep_knobs={dpagg_ti: {max_steps: [2]}, dpsgd_ti: {epochs: [2]}}"]
+def quick_methods(root):
+    """A config search path with short-training twins of dpagg_ti and dpsgd_ti (each method's own
+    knob differs: a sweep over both cannot set one ``method.<key>``)."""
+    folder = root / "conf" / "method"
+    folder.mkdir(parents=True)
+    (folder / "dpagg_ti_quick.yaml").write_text("defaults: [dpagg_ti, _self_]\nname: dpagg_ti\nmax_steps: 2\n")
+    (folder / "dpsgd_ti_quick.yaml").write_text("defaults: [dpsgd_ti, _self_]\nname: dpsgd_ti\nepochs: 2\n")
+    return f"hydra.searchpath=[file://{root / 'conf'}]"
+
+
+# 2 methods x 2 epsilons.
+SWEEP = ["-m", "experiment=smoke", "method=dpagg_ti_quick,dpsgd_ti_quick", "privacy=dp", "privacy.epsilon=1,inf",
+         "seed=0"]
 
 
 @pytest.mark.slow
 def test_killed_multirun_started_again_runs_only_unfinished_jobs(tmp_path, micro_world):
     sweep = tmp_path / "sweep"
-    args = SWEEP + [f"hydra.sweep.dir={sweep}"]
+    args = SWEEP + [f"hydra.sweep.dir={sweep}", quick_methods(tmp_path)]
     env = {**ENV, "BENCHMARK_CACHE": str(tmp_path / "cache")}  # per-image embeddings of this test only
     proc = subprocess.Popen([sys.executable, "-m", "benchmark", *args], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
