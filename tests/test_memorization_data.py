@@ -76,7 +76,8 @@ def test_sdv1_500_template_runs_on_a_user_folder(run_job, tmp_path, micro_world)
         {"caption": "a famous poster", "images": ["gt/a.png"], "caption1": "a well known poster"},
         {"caption": "a dog on grass", "memorized": False, "caption1": "a puppy on a lawn"},
     ])
-    metrics, out = run_job(["guidance=prss", "dataset=sdv1_500_memorized", f"dataset.path={tmp_path / 'sd500'}",
+    metrics, out = run_job(["method=none", "guidance=prss", "dataset=sdv1_500_memorized",
+                            f"dataset.path={tmp_path / 'sd500'}",
                             "eval.images_per_prompt=2", "eval.metrics=[clip_score,memorization,detection,trigger]",
                             "guidance.calibration_images=2"])
     assert metrics["dataset"] == "sdv1_500_memorized" and "eval/fid" not in metrics

@@ -2,7 +2,17 @@
 
 import json
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
+
+from benchmark.config import validate_config
+from benchmark.datasets import load_dataset
+from benchmark.lightning import loggers
+from benchmark.metrics.memorization import PixelCopyDescriptor
+from benchmark.sampling.generate import read_index
+from tests.helpers import SMOKE, compose
 
 TIMING_OR_PROVENANCE = ("time/",)
 
@@ -23,6 +33,7 @@ def test_ti_run_writes_metrics_grid_images_and_artifact(run_job):
     assert len(list((out / "images").glob("*.png"))) == 8
     assert (out / "samples_grid.png").is_file() and (out / "learned_embeds.safetensors").is_file()
     assert saved["adapt/steps"] == 5
+    assert saved["job_type"] == "adapt-sample-evaluate" and "guidance/calibration_images" not in saved
 
 
 def test_same_config_and_seed_give_the_same_metrics(run_job, tmp_path):
@@ -35,24 +46,50 @@ def test_same_config_and_seed_give_the_same_metrics(run_job, tmp_path):
 
 
 def test_base_model_on_the_memorized_set_reports_split_memorization(run_job):
-    metrics, _ = run_job(["method=none", "dataset=tiny_memorized", "dataset.world.num_adapt=4",
-                          "eval.images_per_prompt=1"])
+    metrics, out = run_job(["method=none", "dataset=tiny_memorized", "dataset.world.num_adapt=4",
+                            "eval.images_per_prompt=1"])
     assert metrics["eval/num_images"] == 16 + 4  # one image per memorized and per control caption
-    for group in ("memorized", "control"):
-        assert -1.0 <= metrics[f"eval/{group}_similarity_mean"] <= 1.0
-        assert 0.0 <= metrics[f"eval/{group}_fraction_copied"] <= 1.0
+    # Recomputed from the written PNGs, index.jsonl and each prompt's ground truth: the copy
+    # similarity of each generation to its own prompt's training image, per group.
+    config = validate_config(compose(SMOKE + ["dataset=tiny_memorized", "dataset.world.num_adapt=4"]))
+    data = load_dataset(config.dataset, 32)
+    rows = read_index(out / "images")
+    images = torch.stack([torch.from_numpy(np.asarray(Image.open(out / "images" / r["file"]))).permute(2, 0, 1)
+                          for r in rows])
+    truth = data.adapt.images[[data.prompts[r["prompt_index"]].ground_truth[0] for r in rows]]
+    similarity = (PixelCopyDescriptor()(images) * PixelCopyDescriptor()(truth)).sum(1)
+    for group, flag in (("memorized", True), ("control", False)):
+        mine = similarity[[k for k, r in enumerate(rows) if r["memorized"] is flag]]
+        assert len(mine) == (16 if flag else 4)
+        assert metrics[f"eval/{group}_similarity_mean"] == pytest.approx(float(mine.mean()), abs=1e-6)
+        assert metrics[f"eval/{group}_fraction_copied"] == pytest.approx(float((mine > 0.75).float().mean()))
 
 
-def test_wandb_offline_run_logs_generations_but_no_training_images(run_job, tmp_path):
+def test_wandb_offline_run_logs_generations_but_no_training_images(run_job, tmp_path, monkeypatch):
+    given = {}
+    init = loggers.BenchmarkWandbLogger.__init__
+
+    def spy(self, *args, **kwargs):  # what the run tells W&B
+        given.update(kwargs)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(loggers.BenchmarkWandbLogger, "__init__", spy)
     metrics, out = run_job(["method=none", "logger=wandb_offline"])
     runs = list((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     media = [p.name for p in runs[0].rglob("*.png")]
     assert media and all(name.startswith("samples_grid") for name in media), media
-    summary = (runs[0] / "files" / "wandb-summary.json")
-    if summary.exists():
-        assert "eval/fid" in json.loads(summary.read_text())
+    # The base model with plain CFG learns and calibrates nothing: its W&B job type says so.
+    assert given["job_type"] == metrics["job_type"] == "sample-evaluate"
+    assert "guidance:none" in given["tags"] and "method:none" in given["tags"]
     assert (out / "metrics.json").is_file()
+
+
+def test_job_type_of_a_calibrating_guidance_on_the_base_model(run_job):
+    calibrated, _ = run_job(["method=none", "guidance=prss", "dataset=tiny_memorized", "dataset.world.num_adapt=4",
+                             "eval.images_per_prompt=1", "eval=memorization", "guidance.calibration_images=4"])
+    assert calibrated["job_type"] == "calibrate-sample-evaluate"
+    assert calibrated["guidance/calibration_images"] == 4 and "adapt/steps" not in calibrated
 
 
 def test_non_private_method_refuses_a_finite_epsilon(run_job):

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark.config import CONFIG_DIR, validate_config
+from benchmark.config import CONFIG_DIR, ConfigError, validate_config
 from benchmark.lightning.loggers import make_logger
+from benchmark.run import FAMILIES, build_method
 from tests.config.helpers import composed
 
 GROUPS = ("model", "dataset", "method", "guidance", "privacy", "eval", "strategy", "logger", "experiment",
@@ -50,6 +51,22 @@ def test_option_composes_and_validates(group, option, many_gpus):
     if group in ("model", "dataset", "method", "guidance", "strength"):
         assert cfg[group].name == option  # each file names itself: tags, run names, reports
     assert run.privacy.epsilon > 0 and isinstance(run.privacy.epsilon, float)
+    # Every composed job instantiates one method of each family, and its own checks accept
+    # the YAML's values (the checks that run before anything loads).
+    method, guidance = build_method(cfg.method, "method"), build_method(cfg.guidance, "guidance")
+    assert isinstance(method, FAMILIES["method"]) and isinstance(guidance, FAMILIES["guidance"])
+    if group in ("method", "guidance"):
+        assert (method if group == "method" else guidance).name == option
+    if method.private or not run.privacy.is_private:
+        method.check(run.privacy)
+    guidance.check(run.eval.sampler)
+
+
+def test_a_class_of_the_other_family_is_refused_naming_the_group():
+    with pytest.raises(ConfigError, match=r"method._target_='benchmark.guidance.prss.PRSS' is not a AdaptationMethod"):
+        build_method(composed("guidance=prss").guidance, "method")
+    with pytest.raises(ConfigError, match=r"invalid guidance config .*lambda_sss"):
+        build_method(composed("guidance=prss", "+guidance.lambda_sss=1").guidance, "guidance")
 
 
 def test_micro_inherits_tiny_and_sd14_sd21_inherit_sd15():

@@ -8,7 +8,7 @@ from benchmark.config import ConfigError
 from benchmark.sampling.generate import read_index
 
 MEMORIZATION = ["method=none", "dataset=tiny_memorized", "dataset.world.num_adapt=4", "eval.images_per_prompt=1",
-                "eval.fid=false"]
+                "eval=memorization"]
 
 
 def _auc(pos, neg):

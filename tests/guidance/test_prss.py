@@ -160,7 +160,7 @@ def test_nearest_neighbour_paraphrases_rank_the_pool_by_text_embedding(micro):
 
 def test_prss_with_nearest_neighbour_paraphrases_runs_end_to_end(run_job):
     metrics, out = run_job(["method=none", "guidance=prss", "dataset=tiny_memorized", "dataset.world.num_adapt=4",
-                            "eval.images_per_prompt=1", "eval.fid=false", "guidance.paraphrases=nearest",
+                            "eval.images_per_prompt=1", "eval=memorization", "guidance.paraphrases=nearest",
                             "guidance.num_paraphrases=4", "guidance.lambda_ss=q0.5", "guidance.calibration_images=8"])
     assert metrics["eval/trigger_fraction"] > 0
     rows = [json.loads(line) for line in (out / "images" / "index.jsonl").read_text().splitlines()]
@@ -173,7 +173,7 @@ def test_prss_with_nearest_neighbour_paraphrases_runs_end_to_end(run_job):
 @pytest.mark.slow
 def test_tiny_world_detection_and_prss_mitigation(run_job, tmp_path):
     common = ["model=tiny", "dataset=tiny_memorized", "dataset.world.num_adapt=16", "eval.images_per_prompt=1",
-              "eval.fid=false", "eval.sampler.num_inference_steps=25"]
+              "eval=memorization", "eval.sampler.num_inference_steps=25"]
     none, _ = run_job(["method=none", *common], tmp_path / "none")
     prss, _ = run_job(["method=none", "guidance=prss", *common], tmp_path / "prss")
     assert none["eval/detection_auc"] >= 0.9

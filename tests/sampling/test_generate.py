@@ -45,7 +45,7 @@ def test_index_rows_name_each_png_with_its_prompt_seed_and_stats(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["00000.png", "00001.png", "index.jsonl"]
 
 
-COMPOSED = ["dataset=tiny_memorized", "dataset.world.num_adapt=4", "eval.images_per_prompt=1", "eval.fid=false",
+COMPOSED = ["dataset=tiny_memorized", "dataset.world.num_adapt=4", "eval.images_per_prompt=1", "eval=memorization",
             "method=dpagg_ti", "method.max_steps=3", "privacy=dp", "privacy.epsilon=1"]
 
 
