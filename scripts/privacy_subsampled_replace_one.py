@@ -27,8 +27,7 @@ def main() -> None:
         table = replace_one_subsampled_table()
     print(table)
     if args.md:
-        import dp_accounting  # noqa: F401
-        import opacus
+        from importlib.metadata import version
 
         text = (
             "# Replace-one subsampling (m of n without replacement): sigma, tight pair vs RDP\n\n"
@@ -41,7 +40,8 @@ def main() -> None:
             "accountants (errors kept within 1% of epsilon).\n\n"
             f"{table}\n\n"
             f"Command: `{COMMAND}` ({time.perf_counter() - start:.0f} s on {platform.machine()}, "
-            f"Python {platform.python_version()}, opacus {opacus.__version__}).\n"
+            f"Python {platform.python_version()}, opacus {version('opacus')}, dp-accounting "
+            f"{version('dp-accounting')}).\n"
         )
         args.md.parent.mkdir(parents=True, exist_ok=True)
         args.md.write_text(text)

@@ -146,8 +146,9 @@ def calibrate_noisy_mean(
     sigma = calibrate_gaussian_sigma(target, delta, sensitivity)  # already 1e-9 on the safe side
     achieved = gaussian_epsilon(sigma, delta, sensitivity)
     if achieved > target and gaussian_delta(target, sigma, sensitivity) <= delta:
-        # The inverse is solved to ~1e-12 from above; the profile at the target itself
-        # is verified, so the target is the exact achieved epsilon up to that rounding.
+        # Not expected (sigma carries a 1e-9 margin that the achieved epsilon reflects);
+        # kept as a guard: the profile at the target itself is verified, so the target is
+        # then the achieved epsilon.
         achieved = target
     analytic = _checked(PrivacyReport(epsilon=achieved, noise_multiplier=sigma / sensitivity, sigma=sigma,
                                       accountant="analytic_gaussian", **common))

@@ -95,7 +95,10 @@ def _default_thresholds(pooled: np.ndarray, count: int) -> np.ndarray:
     half = max(count // 2, 1)
     tail = np.geomspace(1.0 / pooled.size, 0.5, half)
     levels = np.concatenate([tail, 1.0 - tail])
-    return np.unique(np.quantile(pooled, levels))
+    grid = np.unique(np.quantile(pooled, levels))
+    # Midpoints too: a quantile is a sample value, and a threshold on a sample's edge
+    # errs on fresh releases where one in the gap beside it would not.
+    return np.unique(np.concatenate([grid, 0.5 * (grid[1:] + grid[:-1])]))
 
 
 def _cp_upper(errors, trials: int, alpha: float) -> np.ndarray:
@@ -150,13 +153,22 @@ def _error_counts(s0: np.ndarray, s1: np.ndarray, grid: np.ndarray) -> dict:
 
 
 def _select(s0: np.ndarray, s1: np.ndarray, grid: np.ndarray, delta: float, alpha: float):
-    """The (threshold, rule) with the best Clopper-Pearson bound on these samples."""
+    """The (threshold, rule) with the best Clopper-Pearson bound on these samples.
+
+    Scored at the Bonferroni level over the whole scan: the plain per-test level would
+    favour far-tail thresholds whose few selection errors were lucky (the winner's
+    curse), which then bound poorly on the evaluation releases.
+    """
+    alpha = alpha / (4 * grid.size)
     best = (-math.inf, float(grid[0]), "above")
     for rule, (fp, fn) in _error_counts(np.sort(s0), np.sort(s1), grid).items():
         lower = _epsilons(_cp_upper(fp, s0.size, alpha), _cp_upper(fn, s1.size, alpha), delta)
-        i = int(np.argmax(lower))
-        if lower[i] > best[0]:
-            best = (float(lower[i]), float(grid[i]), rule)
+        top = float(np.max(lower))
+        if top > best[0]:
+            # Among equally good thresholds take the middle one: farthest from both
+            # samples' edges, so the least likely to err on the evaluation releases.
+            ties = np.flatnonzero(lower >= top - 1e-12 * max(1.0, abs(top)))
+            best = (top, float(grid[ties[len(ties) // 2]]), rule)
     return best[1], best[2]
 
 
@@ -225,10 +237,10 @@ def audit_epsilon_lower_bound(
         raise ValueError(f"selection_fraction must be in (0, 1), got {selection_fraction!r}")
     if min(s0.size, s1.size) < 4:
         raise ValueError("a split audit needs at least 4 releases per dataset")
-    rng = np.random.default_rng(seed)
     parts = []
     for sample in (s0, s1):
-        shuffled = sample[rng.permutation(sample.size)]
+        # Seeded by (seed, size) only: the split ignores the data and which side it is on.
+        shuffled = sample[np.random.default_rng([seed, sample.size]).permutation(sample.size)]
         cut = min(max(1, int(round(selection_fraction * sample.size))), sample.size - 1)
         parts.append((shuffled[:cut], shuffled[cut:]))
     (sel0, ev0), (sel1, ev1) = parts

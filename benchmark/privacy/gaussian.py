@@ -135,7 +135,8 @@ def gaussian_epsilon(sigma: float, delta: float, sensitivity: float) -> float:
 
     Inverts :func:`gaussian_delta` in epsilon: the returned value satisfies
     ``gaussian_delta(epsilon, sigma, sensitivity) <= delta`` and exceeds the exact
-    minimum by at most a relative ~1e-12 (rounded up, never down). ``sigma = 0`` gives
+    minimum by a relative ~1e-9 (rounded up, never down, so that the exact profile holds
+    too). ``sigma = 0`` gives
     ``inf``; a noise so large that even ``epsilon = 0`` meets ``delta`` gives 0.
     """
     sigma = _check_nonneg(sigma, "sigma")
@@ -156,7 +157,9 @@ def gaussian_epsilon(sigma: float, delta: float, sensitivity: float) -> float:
         if excess(hi) <= 0:
             break
         hi *= 2.0
-    epsilon = optimize.brentq(excess, 0.0, hi, xtol=_XTOL, rtol=_RTOL)
+    # Moved up like sigma in calibrate_gaussian_sigma: the reported epsilon must hold for
+    # the exact profile, not only for its float evaluation.
+    epsilon = optimize.brentq(excess, 0.0, hi, xtol=_XTOL, rtol=_RTOL) * (1.0 + _SAFETY_MARGIN)
     for _ in range(_MAX_BRACKET_STEPS):
         # Verified in both forms: the log-space excess and the delta callers compare
         # (exp(log delta) can differ from delta by an ulp).
