@@ -70,7 +70,7 @@ _PRV_EPS_ERROR_MANY_STEPS = 1e-2
 # stays pessimistic (an upper bound), and the loss is below 1e-3 in epsilon here.
 _PLD_DISCRETIZATION = 1e-3
 # Target error relative to epsilon (module docstring), and the finest PLD grid used for
-# it: below epsilon 1e-4 a 1e-6 grid is still within 1% of delta's effect on sigma.
+# it (a floor on the cost; reached only below epsilon 1e-4, far below any useful target).
 _RELATIVE_PRECISION = 0.01
 _FINEST_PLD_DISCRETIZATION = 1e-6
 # RDP orders: Opacus' defaults plus the large orders that a single, strongly

@@ -34,7 +34,7 @@ __all__ = ["NoisyMeanRelease", "LinearDPSGDRelease", "BUGS", "audit_mechanism"]
 BUGS = {
     "none": "correct mechanism",
     "noise_div_10": "noise std divided by 10",
-    "half_sensitivity": "noise calibrated to half the sensitivity (R/m for a replace-one mean, or R/(2m))",
+    "half_sensitivity": "noise for half the sensitivity (R/m, not 2R/m; R/(2m), not R/m)",
     "private_divisor": "add/remove mean divided by the actual count (n or n+1), not the public m",
     "no_noise": "DP-SGD: the noise term is missing",
     "clip_value": "DP-SGD: each gradient coordinate clipped to C instead of each example's norm",

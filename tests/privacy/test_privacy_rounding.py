@@ -58,6 +58,8 @@ def test_numerical_calibrations_certify_their_own_multiplier(accountant):
         assert report.epsilon <= eps
         assert epsilon_spent(report.noise_multiplier, 0.05, 20, 1e-5, accountant) == report.epsilon
         assert epsilon_spent(report.sigma / 0.3, 0.05, 20, 1e-5, accountant) <= eps
+    if accountant == "rdp":
+        return  # its replace-one route (dp_accounting, ~3 s) is pinned in test_privacy_accounting.py
     replace = calibrate_noisy_mean(1.0, 1e-5, 1.0, n=10, m=3, accountant=accountant)
     assert replace.epsilon <= 1.0
     assert epsilon_spent(replace.sigma / replace.sensitivity, 0.3, 1, 1e-5, accountant, "replace_one") <= 1.0
