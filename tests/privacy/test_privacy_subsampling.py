@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 
 import pytest
 from scipy import integrate, optimize
@@ -69,10 +70,10 @@ def _mechanism_delta(eps: float, d0, d1, m: int, sigma: float) -> float:
 
 @pytest.mark.parametrize("n, m", [(3, 1), (4, 2)])
 def test_dominating_pair_bounds_the_brute_force_worst_case(n, m):
-    # Every dataset with records at +-R (the extreme points of the 1-D ball: the profile
-    # of a Gaussian mixture is convex in the means) and every record replaced by the
-    # other extreme point; the mechanism's exact profile never exceeds the pair's, and
-    # the worst case meets it (the other records sit where the replaced one goes).
+    # Every dataset with records at +-R (the extreme points of the 1-D ball) and a record
+    # replaced by the other extreme point, plus random interior datasets: the mechanism's
+    # exact profile never exceeds the pair's, and the worst case meets it (the other
+    # records sit where the replaced one goes).
     q = m / n
     for z, eps in [(0.8, 0.5), (2.0, 0.1), (0.8, 2.0)]:
         sigma = z * 2 * R / m
@@ -86,6 +87,11 @@ def test_dominating_pair_bounds_the_brute_force_worst_case(n, m):
             assert exact <= pair * (1 + 1e-7) + 1e-13
             worst = max(worst, exact)
         assert worst == pytest.approx(pair, rel=1e-6)
+        rng = random.Random(n * 100 + m)
+        for _ in range(4):
+            d0 = tuple(rng.uniform(-R, R) for _ in range(n))
+            d1 = (rng.uniform(-R, R),) + d0[1:]
+            assert _mechanism_delta(eps, d0, d1, m, sigma) <= pair * (1 + 1e-7) + 1e-13
 
 
 @pytest.mark.parametrize("accountant", ["pld", "prv"])
