@@ -26,6 +26,11 @@ __all__ = ["gaussian_delta", "calibrate_gaussian_sigma", "gaussian_epsilon"]
 # tolerance promised to callers; the answer is then moved to the safe side explicitly.
 _XTOL = 1e-12
 _RTOL = 1e-12
+# After the solve sigma is moved this far (relative) to the safe side, then verified:
+# float evaluations of the profile are accurate to ~1e-13 relative, so a root placed
+# exactly on the target could sit on the wrong side of the exact profile (issue 11,
+# item 14). 1e-9 more noise is invisible in utility.
+_SAFETY_MARGIN = 1e-9
 # Brackets never need to leave this range for any delta representable in a float64.
 _MAX_BRACKET_STEPS = 200
 
@@ -88,9 +93,10 @@ def calibrate_gaussian_sigma(epsilon: float, delta: float, sensitivity: float) -
     """The smallest noise std that makes the Gaussian mechanism ``(epsilon, delta)``-DP.
 
     Returns ``sigma`` with ``gaussian_delta(epsilon, sigma, sensitivity) <= delta`` that is
-    within a relative ``1e-6`` (in practice ~1e-12) of the exact minimum; it is rounded up,
-    never down, so the release built with it meets the target. ``epsilon = inf`` returns 0
-    (no noise, no privacy).
+    within a relative ``1e-6`` (in practice ``1e-9``) of the exact minimum; it is rounded
+    up by a relative ``1e-9`` after the solve, never down, so the exact privacy profile
+    (not only its float evaluation) meets the target. ``epsilon = inf`` returns 0 (no
+    noise, no privacy).
     """
     epsilon = check_epsilon(epsilon)
     delta = check_delta(delta)
@@ -114,9 +120,9 @@ def calibrate_gaussian_sigma(epsilon: float, delta: float, sensitivity: float) -
             break
         hi += 2.0
     t = optimize.brentq(excess, lo, hi, xtol=_XTOL, rtol=_RTOL)
-    sigma = math.exp(t) * sensitivity
-    # Round up: brentq's root may sit a hair on the wrong side, and so may sigma once
-    # multiplied back into release units.
+    sigma = math.exp(t) * sensitivity * (1.0 + _SAFETY_MARGIN)
+    # Verify (and keep rounding up if ever needed): brentq's root may sit a hair on the
+    # wrong side, and so may sigma once multiplied back into release units.
     for _ in range(_MAX_BRACKET_STEPS):
         if gaussian_delta(epsilon, sigma, sensitivity) <= delta:
             return sigma
@@ -129,7 +135,8 @@ def gaussian_epsilon(sigma: float, delta: float, sensitivity: float) -> float:
 
     Inverts :func:`gaussian_delta` in epsilon: the returned value satisfies
     ``gaussian_delta(epsilon, sigma, sensitivity) <= delta`` and exceeds the exact
-    minimum by at most a relative ~1e-12 (rounded up, never down). ``sigma = 0`` gives
+    minimum by a relative ~1e-9 (rounded up, never down, so that the exact profile holds
+    too). ``sigma = 0`` gives
     ``inf``; a noise so large that even ``epsilon = 0`` meets ``delta`` gives 0.
     """
     sigma = _check_nonneg(sigma, "sigma")
@@ -150,9 +157,13 @@ def gaussian_epsilon(sigma: float, delta: float, sensitivity: float) -> float:
         if excess(hi) <= 0:
             break
         hi *= 2.0
-    epsilon = optimize.brentq(excess, 0.0, hi, xtol=_XTOL, rtol=_RTOL)
+    # Moved up like sigma in calibrate_gaussian_sigma: the reported epsilon must hold for
+    # the exact profile, not only for its float evaluation.
+    epsilon = optimize.brentq(excess, 0.0, hi, xtol=_XTOL, rtol=_RTOL) * (1.0 + _SAFETY_MARGIN)
     for _ in range(_MAX_BRACKET_STEPS):
-        if excess(epsilon) <= 0:
+        # Verified in both forms: the log-space excess and the delta callers compare
+        # (exp(log delta) can differ from delta by an ulp).
+        if excess(epsilon) <= 0 and gaussian_delta(epsilon, sigma, sensitivity) <= delta:
             return epsilon
         epsilon = epsilon * (1 + 1e-12) + 1e-300
     raise RuntimeError(f"could not round epsilon up to meet delta={delta} at sigma={sigma}")

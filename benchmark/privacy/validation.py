@@ -11,6 +11,8 @@ import numbers
 import warnings
 from typing import Any, Optional
 
+from benchmark.config import ConfigError
+
 __all__ = [
     "PrivacyWarning",
     "check_epsilon",
@@ -21,6 +23,7 @@ __all__ = [
     "check_sample_rate",
     "check_steps",
     "check_noise_multiplier",
+    "check_public_divisor",
 ]
 
 
@@ -128,3 +131,30 @@ def check_delta_vs_n(delta: float, n: int) -> Optional[str]:
         warnings.warn(message, PrivacyWarning, stacklevel=2)
         return message
     return None
+
+
+def check_public_divisor(neighbouring: str, subsample_size: Any, sample_rate: Any = None) -> None:
+    """Refuse an add/remove release whose divisor would be the private ``n``.
+
+    Under add/remove neighbours the neighbour of an ``n``-record dataset has ``n + 1``
+    records. A mean divided by the actual count then changes *every* summand's weight
+    with the data, and noise calibrated to ``R/n`` covers none of it (at a claimed
+    epsilon 1, delta 1e-5, n 32 the true epsilon is about 3.1 in 64 dimensions and 6.6
+    in 768). The ``R/m`` sensitivity of :func:`~benchmark.privacy.sensitivity_of_mean`
+    holds only for a sum divided by a *public* ``m`` (``method.subsample_size``), with
+    records kept by Poisson sampling at a public rate. Replace-one neighbours keep ``n``
+    fixed, so ``subsample_size = None`` (``m = n``) is fine there.
+
+    Raises ``ConfigError`` naming ``method.subsample_size`` when ``neighbouring`` is
+    ``add_remove`` and neither a public ``subsample_size`` nor a public ``sample_rate``
+    is given.
+    """
+    if neighbouring != "add_remove" or subsample_size is not None or sample_rate is not None:
+        return
+    raise ConfigError(
+        "method.neighbouring=add_remove needs a public divisor: set method.subsample_size to a "
+        "public number of records m (the release is the sum of a Poisson sample divided by m), "
+        "or give a public sampling rate q. Without it the mean is divided by the private number "
+        "of images n, which differs between neighbouring datasets (n vs n+1), so the noise "
+        "calibrated to R/n does not bound the change; or use method.neighbouring=replace_one"
+    )

@@ -1,4 +1,8 @@
-"""Empirical privacy audits of the noisy mean, and the audit statistic itself."""
+"""Empirical privacy audits of the noisy mean (full 4-D releases), and the audit statistic itself.
+
+The audits at epsilon 1, 4, 8 of every release kind, with planted bugs, are in
+``test_privacy_audit_bugs.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import numpy as np
 import pytest
 
 from benchmark.privacy import audit_epsilon_lower_bound, calibrate_noisy_mean
+from benchmark.privacy.audit import audit_ceiling, releases_for_ceiling
 
 EPSILON, DELTA, RADIUS, DIM = 1.0, 1e-5, 1.0, 4
 RELEASES = 20_000
@@ -78,9 +83,10 @@ def test_audit_catches_the_add_remove_sensitivity_used_for_replace_one_neighbour
     assert correct.epsilon_lower_bound < EPSILON
 
 
-def test_audit_of_the_subsampled_noisy_mean_stays_below_the_claim():
+@pytest.mark.parametrize("accountant", ["rdp", "pld"])
+def test_audit_of_the_subsampled_noisy_mean_stays_below_the_claim(accountant):
     pytest.importorskip("dp_accounting")
-    report, result = _audit(n=8, m=4, noise_scale=1.0, seed=11, accountant="rdp")
+    report, result = _audit(n=8, m=4, noise_scale=1.0, seed=11, accountant=accountant)
     assert report.sampling == "without_replacement"
     assert result.epsilon_lower_bound < report.epsilon
 
@@ -90,16 +96,41 @@ def test_clopper_pearson_bound_on_perfectly_separated_samples():
     s0, s1 = rng.random(500), 2 + rng.random(400)
     result = audit_epsilon_lower_bound(s0, s1, DELTA, confidence=0.9, thresholds=[1.5])
     # No errors at all: each rate's upper bound is 1 - alpha^(1/N) (Clopper-Pearson with 0
-    # successes), alpha = 0.1 split over the 4 rates bounded at one threshold.
+    # successes), alpha = 0.1 split over the 4 rates bounded at one fixed threshold.
     alpha = 0.1 / 4
     fpr_hi, fnr_hi = 1 - alpha ** (1 / 500), 1 - alpha ** (1 / 400)
     expected = max(math.log((1 - DELTA - fnr_hi) / fpr_hi), math.log((1 - DELTA - fpr_hi) / fnr_hi))
     assert result.epsilon_lower_bound == pytest.approx(expected, rel=1e-9)
-    assert (result.rule, result.fpr, result.fnr, result.threshold) == ("above", 0.0, 0.0, 1.5)
-    # Without the Bonferroni split the bound is the per-test one, hence larger.
-    single = audit_epsilon_lower_bound(s0, s1, DELTA, confidence=0.9, thresholds=[1.5], bonferroni=False)
-    fpr_hi, fnr_hi = 1 - 0.1 ** (1 / 500), 1 - 0.1 ** (1 / 400)
-    assert single.epsilon_lower_bound == pytest.approx(math.log((1 - DELTA - fnr_hi) / fpr_hi), rel=1e-9)
+    assert (result.rule, result.fpr, result.fnr, result.threshold, result.selection) == ("above", 0.0, 0.0, 1.5,
+                                                                                          "fixed")
+    # Split (the default): the test is chosen on half of each sample and bounded on the
+    # other half only, alpha split over that one test's FPR and FNR.
+    split = audit_epsilon_lower_bound(s0, s1, DELTA, confidence=0.9)
+    assert (split.n0, split.n1, split.selection) == (250, 200, "split")
+    fpr_hi, fnr_hi = 1 - 0.05 ** (1 / 250), 1 - 0.05 ** (1 / 200)
+    expected = max(math.log((1 - DELTA - fnr_hi) / fpr_hi), math.log((1 - DELTA - fpr_hi) / fnr_hi))
+    assert split.epsilon_lower_bound == pytest.approx(expected, rel=1e-9) == pytest.approx(split.ceiling)
+
+
+def test_ceiling_grows_like_log_n_and_is_sized_for_twice_epsilon():
+    # The old audit's 20,000 releases could never certify more than ~8: no bug at
+    # epsilon 8 could be seen. releases_for_ceiling sizes N for any target.
+    assert audit_ceiling(20_000, DELTA) < 9.0 < 16.0
+    for epsilon in (1.0, 4.0, 8.0):
+        count = releases_for_ceiling(2 * epsilon, DELTA)
+        assert audit_ceiling(count, DELTA) >= 2 * epsilon > audit_ceiling(int(count * 0.99), DELTA)
+    assert releases_for_ceiling(16.0, DELTA) < 4e7
+
+
+def test_split_audit_does_not_reward_thresholds_fit_to_noise():
+    # Identical mechanisms, many thresholds: choosing and bounding on the same releases
+    # at the per-test level finds a lucky threshold; the split audit must not.
+    rng = np.random.default_rng(3)
+    flagged = 0
+    for _ in range(20):
+        s0, s1 = rng.normal(size=400), rng.normal(size=400)
+        flagged += audit_epsilon_lower_bound(s0, s1, DELTA, num_thresholds=400).epsilon_lower_bound > 0
+    assert flagged <= 3  # at most ~5% expected at confidence 0.95
 
 
 def test_identical_mechanisms_give_no_evidence_and_the_audit_is_symmetric():
@@ -112,6 +143,7 @@ def test_identical_mechanisms_give_no_evidence_and_the_audit_is_symmetric():
     assert forward.epsilon_lower_bound == pytest.approx(backward.epsilon_lower_bound, rel=1e-12)
     assert {forward.rule, backward.rule} == {"above", "below"}
     assert 0 < forward.epsilon_lower_bound <= forward.epsilon_point
+    assert forward.threshold == backward.threshold
 
 
 @pytest.mark.parametrize(
