@@ -48,7 +48,8 @@ from benchmark.models.backbone import Backbone
 from benchmark.privacy import PrivacyReport, calibrate_noisy_mean, sensitivity_of_mean
 from benchmark.privacy.accountants import ACCOUNTANTS, NEIGHBOURING
 from benchmark.privacy.randomness import check_mechanism_seed, mechanism_seed
-from benchmark.privacy.validation import check_delta, check_epsilon, check_radius, check_subsample
+from benchmark.privacy.validation import (check_delta, check_epsilon, check_public_divisor, check_radius,
+                                          check_subsample)
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +179,8 @@ class DPAggTI(AdaptationMethod):
             raise ConfigError(f"method.bound must be one of {BOUNDS}, got {self.bound!r}")
         if self.neighbouring not in NEIGHBOURING:
             raise ConfigError(f"method.neighbouring must be one of {NEIGHBOURING}, got {self.neighbouring!r}")
+        # Add/remove changes n: the mean's divisor must be public (a fixed m), never the private n.
+        check_public_divisor(self.neighbouring, self.subsample_size)
         if self.clip_radius is not None:
             check_radius(self.clip_radius, key="method.clip_radius")
         check_mechanism_seed(self.mechanism_seed)
