@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from benchmark.privacy.tables import audit_table
+from benchmark.utils.io import atomic_write_bytes
 
 COMMAND = "OMP_NUM_THREADS=1 python scripts/privacy_audit.py --md results/privacy_audit.md"
 
@@ -44,8 +45,7 @@ def main() -> None:
             f"Command: `{COMMAND}` (seed {args.seed}; {time.perf_counter() - start:.0f} s on "
             f"{platform.machine()}, Python {platform.python_version()}).\n"
         )
-        args.md.parent.mkdir(parents=True, exist_ok=True)
-        args.md.write_text(text)
+        atomic_write_bytes(args.md, text.encode())  # a results file is complete or absent
 
 
 if __name__ == "__main__":

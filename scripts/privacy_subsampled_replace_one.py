@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from benchmark.privacy.tables import replace_one_subsampled_table
+from benchmark.utils.io import atomic_write_bytes
 
 COMMAND = "python scripts/privacy_subsampled_replace_one.py --md results/privacy_subsampled_replace_one.md"
 
@@ -43,8 +44,7 @@ def main() -> None:
             f"Python {platform.python_version()}, opacus {version('opacus')}, dp-accounting "
             f"{version('dp-accounting')}).\n"
         )
-        args.md.parent.mkdir(parents=True, exist_ok=True)
-        args.md.write_text(text)
+        atomic_write_bytes(args.md, text.encode())  # a results file is complete or absent
 
 
 if __name__ == "__main__":

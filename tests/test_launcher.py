@@ -93,17 +93,3 @@ def test_run_directories_name_the_guidance():
     cfg = _compose_with_hydra([])
     assert "${guidance.name}" in _unresolved(cfg.hydra.run)["dir"]
     assert "${guidance.name}" in _unresolved(cfg.hydra.sweep)["subdir"]
-
-
-def test_wandb_summaries_sort_each_metric_the_right_way():
-    from benchmark.lightning import factories
-
-    defined = {}
-
-    class Spy:
-        def define_metric(self, name, summary=None):
-            defined[name] = summary
-
-    factories.define_summary_metrics(Spy())
-    assert defined["eval/fid"] == "min" and defined["eval/clip_score"] == "max"
-    assert defined["eval/accuracy_shape"] == "max" and defined["eval/memorized_fraction_copied"] == "min"
