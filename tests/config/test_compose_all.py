@@ -89,8 +89,8 @@ def test_strategies_inherit_cpu_to_gpu_to_ddp_to_multinode(many_gpus):
         return validate_config(composed(f"strategy={name}")).strategy
 
     cpu, gpu, ddp, multi = (strategy(n) for n in ("cpu", "gpu", "ddp", "ddp_multinode"))
-    assert (gpu.accelerator, gpu.precision, gpu.devices) == ("gpu", "16-mixed", 1)
-    assert (ddp.strategy, ddp.devices, ddp.precision) == ("ddp", 2, "16-mixed")
+    assert (gpu.accelerator, gpu.precision, gpu.devices) == ("gpu", "32-true", 1)
+    assert (ddp.strategy, ddp.devices, ddp.precision) == ("ddp", 2, "32-true")
     assert (multi.devices, multi.num_nodes, multi.strategy) == (4, 2, "ddp")
     # DP-SGD's refusals read these two: every strategy has them from cpu.yaml.
     assert {(s.accumulate_grad_batches, s.gradient_clip_val) for s in (cpu, gpu, ddp, multi)} == {(1, None)}

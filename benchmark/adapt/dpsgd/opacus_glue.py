@@ -106,6 +106,10 @@ def check_opacus_compatible(model: nn.Module, grad_sample_mode: str) -> None:
                           f"gradients for these trainable layers: {listed}. Fix: {hint}")
 
 
+# Lightning's names for full float32 training: the only precision DP-SGD's clipping and noise accept.
+FULL_PRECISION = ("32-true", "32", "64-true", "64")
+
+
 def check_trainer_compatible(strategy: StrategyConfig, grad_sample_mode: str) -> None:
     """Refuse trainer settings that would break DP-SGD, naming the key."""
     accumulate = getattr(strategy, "accumulate_grad_batches", 1)
@@ -126,6 +130,12 @@ def check_trainer_compatible(strategy: StrategyConfig, grad_sample_mode: str) ->
             "ddp runs Opacus' distributed DP optimizer (clip per rank, noise once, all-reduce); other strategies "
             "(ddp_spawn does not send the trained weights back; fsdp/deepspeed shard them) would not train "
             "or account correctly")
+    if str(strategy.precision) not in FULL_PRECISION:
+        raise ConfigError(
+            f"strategy.precision={strategy.precision!r} is refused with DP-SGD: under mixed precision Lightning's "
+            "gradient scaler skips steps and rescales from the raw, un-noised gradients, and Opacus would clip "
+            "scaled per-example gradients. Use strategy.precision=32-true (model.dtype=float16 still keeps the "
+            "frozen backbone in half precision; the trained parameters, clipping and noise stay in float32)")
     if grad_sample_mode == "ghost" and world_size_of(strategy) > 1:
         raise ConfigError(
             "method.grad_sample_mode=ghost with several processes is refused: ghost clipping runs two backward "
@@ -242,8 +252,10 @@ def make_private(model: nn.Module, optimizer: torch.optim.Optimizer, dataset: Da
     rank, world = rank_and_world()
     base, _ = mechanism_seed(dp.mechanism_seed, private=True, what="the Poisson samples and the noise")
     # Each rank samples its shard with its own stream: shared streams would correlate inclusions.
-    sampler_gen = torch.Generator().manual_seed(stream_seed("dpsgd-poisson", base, rank))
-    noise_gen = torch.Generator().manual_seed(stream_seed("dpsgd-noise", base))  # only rank 0 adds noise
+    sampler_gen = torch.Generator().manual_seed(stream_seed("dpsgd-poisson", base, rank))  # the sampler draws on CPU
+    # Opacus draws the noise on the parameters' device with this generator: it must live there.
+    device = next(p.device for p in model.parameters() if p.requires_grad)
+    noise_gen = torch.Generator(device=device).manual_seed(stream_seed("dpsgd-noise", base))  # rank 0 adds noise
     module = DPDDP(model) if world > 1 else model
     if world > 1:
         loader = lockstep_poisson_loader(dataset, dp.sample_rate, sampler_gen)

@@ -59,3 +59,41 @@ def test_ghost_clipping_and_other_strategies_are_refused_with_several_processes(
         check_trainer_compatible(on(devices=2, strategy="ddp_spawn"), "hooks")
     check_trainer_compatible(on(devices=2, strategy="ddp"), "hooks")
     check_trainer_compatible(on(devices=1, strategy="auto"), "ghost")  # one process: ghost is fine
+
+
+@pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed", "16-true"])
+def test_mixed_and_half_precision_are_refused_naming_the_key(precision):
+    strategy = dataclasses.replace(run_config().strategy, precision=precision)
+    with pytest.raises(ConfigError, match=f"strategy.precision='{precision}' is refused with DP-SGD"):
+        check_trainer_compatible(strategy, "hooks")
+
+
+def test_the_noise_generator_lives_on_the_parameters_device(monkeypatch):
+    """Opacus draws the noise with ``torch.normal(..., device=p.device, generator=g)``: g must be there."""
+    from opacus import PrivacyEngine
+
+    from benchmark.adapt.dpsgd import opacus_glue
+    from benchmark.adapt.dpsgd.opacus_glue import DPSettings, make_private
+
+    built, given = [], {}
+    real_generator = torch.Generator
+
+    def recording_generator(*args, **kwargs):  # every generator make_private builds, with its device
+        built.append(kwargs.get("device"))  # None: built without a device (the CPU by default)
+        return real_generator(*args, **kwargs)
+
+    def capture(self, **kwargs):
+        given.update(kwargs)
+        raise RuntimeError("captured")
+
+    monkeypatch.setattr(opacus_glue.torch, "Generator", recording_generator)
+    monkeypatch.setattr(PrivacyEngine, "make_private", capture)
+    model = nn.Linear(3, 1)
+    data = [(torch.zeros(3), torch.zeros(1)) for _ in range(4)]
+    dp = DPSettings(noise_multiplier=1.0, max_grad_norm=1.0, sample_rate=0.5, mechanism_seed=0)
+    with pytest.raises(RuntimeError, match="captured"):
+        make_private(model, torch.optim.SGD(model.parameters(), lr=0.1), data, dp, None)
+    device = next(model.parameters()).device
+    assert given["noise_generator"].device == device
+    # Built for the parameters' device explicitly, not left to the CPU default.
+    assert device in [torch.device(d) for d in built if d is not None]
