@@ -226,7 +226,7 @@ class DPAggTI(AdaptationMethod):
         # Data-parallel: rank 0's cache decides for all ranks (other nodes may not share it).
         cached = distributed.broadcast_object(cache.load(key, shape) if distributed.rank() == 0 else None)
         if cached is not None:
-            log.info("dpagg_ti: per-image embeddings from the cache (key %s); nothing to train", key)
+            log.info("dpagg_ti: per-image embeddings from the cache; nothing to train")  # no key: data-derived
             return cached, True, 0.0
         start = time.perf_counter()
         # Each rank trains a shard of the images (image i on rank i mod world size). Image
@@ -251,7 +251,7 @@ class DPAggTI(AdaptationMethod):
         seconds = time.perf_counter() - start
         if distributed.rank() == 0:
             cache.save(key, rows, {"material": material})
-        log.info("dpagg_ti: trained %d per-image embeddings in %.1f s; cached (key %s)", len(rows), seconds, key)
+        log.info("dpagg_ti: trained %d per-image embeddings in %.1f s; cached", len(rows), seconds)
         return rows, False, seconds
 
     def adapt(self, backbone: Backbone, data: BenchmarkDataset, ctx: RunContext) -> Adaptation:

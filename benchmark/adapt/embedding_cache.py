@@ -3,11 +3,12 @@
 The per-image embeddings are **private data** (one per person's image, with no noise):
 they are kept only here, in a directory readable by its owner alone (``0o700``, files
 ``0o600``), written atomically, and never logged, uploaded or copied to a run directory.
-Only the cache key (a hash of public settings) is ever printed.
+The cache key is derived from the dataset's *keyed* hash (the secret stays in the
+owner-only cache, :mod:`benchmark.utils.cache`) and is never logged either.
 
 The key covers everything the embeddings depend on: the model's identity (where it was
 loaded from, plus a hash of its weights or of the checksums in the world's
-``world.json``), the dataset's content hash, the TI hyperparameters, templates,
+``world.json``), the dataset's keyed content hash, the TI hyperparameters, templates,
 initializer and seed (see :func:`cache_key`). Settings that change only the order of
 floating-point sums (how many images share a forward pass) are left out.
 """
@@ -27,7 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from benchmark.utils.cache import cache_root
+from benchmark.utils.cache import cache_root, private_dir
 from benchmark.models.backbone import Backbone
 
 log = logging.getLogger(__name__)
@@ -79,12 +80,6 @@ def cache_key(material: dict) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-def _private_dir(directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask, and the folder may pre-exist
-    return directory
-
-
 class EmbeddingCache:
     """Per-image embeddings stored as ``<directory>/<key>.safetensors`` (owner-only)."""
 
@@ -113,7 +108,7 @@ class EmbeddingCache:
 
     def save(self, key: str, embeddings: torch.Tensor, metadata: Optional[dict] = None) -> Path:
         """Write atomically (temporary file, fsync, rename) with mode ``0o600``."""
-        directory = _private_dir(self.directory)
+        directory = private_dir(self.directory)
         meta = {"format": CACHE_FORMAT, "key": key}
         for name, value in (metadata or {}).items():  # safetensors metadata is str -> str
             meta[name] = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)

@@ -10,7 +10,7 @@ from typing import Optional
 from benchmark.config import DatasetConfig
 from benchmark.data.imagefolder import load_imagefolder_split, prompts_from_config
 from benchmark.data.types import DatasetError, DatasetParts, ImageSet
-from benchmark.utils.cache import cache_root
+from benchmark.utils.cache import cache_root, private_dir
 
 # The cached copy's caption column (whatever the hub dataset calls it).
 CACHED_CAPTION = "text"
@@ -38,6 +38,7 @@ def load_hf_split(cfg: DatasetConfig, split: str, resolution: int, limit: Option
         for key in (cfg.image_column, cfg.caption_column):
             if key not in ds.column_names:
                 raise DatasetError(f"dataset {cfg.path!r} has no column {key!r} (columns: {ds.column_names})")
+        private_dir(cache_root() / "hf")  # a private set's copy: owner-only, like the embedding cache
         tmp = folder.with_name(folder.name + ".tmp")
         tmp.mkdir(parents=True, exist_ok=True)
         lines = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Optional
@@ -10,6 +9,7 @@ from typing import NamedTuple, Optional
 import torch
 
 from benchmark.config import DatasetConfig
+from benchmark.utils.cache import keyed_digest
 
 
 class DatasetError(ValueError):
@@ -53,16 +53,17 @@ class DatasetParts(NamedTuple):
 
 
 def content_hash(adapt: ImageSet, heldout: ImageSet) -> str:
-    """16 hex digits of SHA-256 over the images and captions of both splits, in order.
+    """16 hex digits of a keyed hash (:func:`benchmark.utils.cache.keyed_digest`) over the
+    images and captions of both splits, in order.
 
-    A held-out split that *is* the adaptation split is hashed once, so a memorization
-    set hashes as it always has.
+    Keyed, because the data is private: the digest identifies the dataset on this machine
+    (resume, the embedding cache) and says nothing about it to anyone without the cache's
+    secret key. A held-out split that *is* the adaptation split is hashed once.
     """
-    h = hashlib.sha256()
+    parts = []
     for s in (adapt,) if heldout is adapt else (adapt, heldout):
-        h.update(s.images.numpy().tobytes())
-        h.update("\n".join(s.captions).encode())
-    return h.hexdigest()[:16]
+        parts += [s.images.numpy().tobytes(), "\n".join(s.captions).encode()]
+    return keyed_digest(parts)
 
 
 @dataclass

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from benchmark.config import WorldSourceConfig
-from benchmark.utils.cache import cache_root
+from benchmark.utils.cache import cache_root, private_dir
 from benchmark.world import generator as G
 
 
@@ -67,6 +67,7 @@ def materialize_world_dataset(cfg: WorldSourceConfig) -> Path:
         _write_split(tmp / "test", [im.copy() for im in images], [dict(r) for r in rows])
     else:
         raise ValueError(f"dataset.world.population must be 'private_style' or 'memorized', got {cfg.population!r}")
+    private_dir(cache_root() / "world")  # the private populations stand for private data: owner-only
     root.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(tmp, root)
