@@ -94,7 +94,8 @@ def release_embedding(embeddings: torch.Tensor, report: PrivacyReport, radius: f
     """DPAgg-TI steps 2-5: the DP release ``u*`` from the ``n x D`` per-image embeddings.
 
     ``report`` must come from ``calibrate_noisy_mean(..., radius, n, m, ...)``: its noise
-    ``report.sigma`` is used as is, and the subset is drawn exactly as
+    ``report.sigma`` is used as is; a non-finite row is replaced by zero (centred: the
+    initializer row) before bounding; and the subset is drawn exactly as
     ``report.sampling`` requires. The sum is divided by the public ``m`` (never by the
     size of a Poisson sample). ``center`` (the initializer row) is subtracted before
     bounding and added back after the noise; ``rescale`` sets the noisy (centred) mean to
@@ -109,6 +110,10 @@ def release_embedding(embeddings: torch.Tensor, report: PrivacyReport, radius: f
     u = embeddings.detach().to(torch.float64)
     if center is not None:
         u = u - center.detach().to(torch.float64)
+    # A non-finite row (one image's training diverged) would make the whole release NaN, an
+    # event that depends on one record and lies outside the sensitivity bound: it counts as
+    # the data-independent zero (the initializer row when centring). Nothing reports how many.
+    u = torch.where(torch.isfinite(u).all(dim=-1, keepdim=True), u, torch.zeros_like(u))
     u = bound_embeddings(u, radius, bound)
     subset = draw_subset(n, m, report.sampling, generator)
     release = u[subset].sum(dim=0) / m

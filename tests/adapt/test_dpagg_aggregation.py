@@ -152,3 +152,19 @@ def test_audit_of_the_subsampled_release_stays_below_epsilon():
     report = _report(1.0, 8, 4, accountant="rdp")
     assert report.sampling == "without_replacement"
     assert _audit(report, 8, 4, seed=1).epsilon_lower_bound < report.epsilon
+
+
+@pytest.mark.parametrize("centred", [False, True])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_non_finite_embedding_counts_as_the_data_independent_zero(centred, bad):
+    n, dim, radius = 6, 16, 1.0
+    v = torch.randn(n, dim, generator=_gen(7)).double()
+    init = torch.randn(dim, generator=_gen(8)).double() if centred else None
+    broken = v.clone()
+    broken[2, 3] = bad
+    replaced = v.clone()
+    replaced[2] = init if centred else 0.0  # zero after centring: the initializer row itself
+    report = _report(1.0, n, n, radius)
+    got = release_embedding(broken, report, radius, n, center=init, generator=_gen(9))
+    assert torch.isfinite(got).all()
+    assert torch.equal(got, release_embedding(replaced, report, radius, n, center=init, generator=_gen(9)))

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from benchmark.adapt.dpsgd.opacus_glue import DPSettings, booked_steps, make_private, rank_and_world, release_private
+from benchmark.adapt.dpsgd.opacus_glue import (DPSettings, booked_steps, make_private, rank_and_world,
+                                               release_private, zero_non_finite_examples)
 from benchmark.adapt.textual_inversion import noisy_latents_and_target
 from benchmark.config import ConfigError
 from benchmark.privacy import epsilon_spent
@@ -170,6 +171,8 @@ class DPSGDModule(L.LightningModule):
                 self.manual_backward(loss)
             else:
                 loss.backward()
+            if self.dp is not None:
+                zero_non_finite_examples(self.trainable_parameters())  # before Opacus clips (in step)
         optimizer.step()
         optimizer.zero_grad()
         self.steps_taken += 1

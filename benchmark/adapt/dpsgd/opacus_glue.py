@@ -283,6 +283,25 @@ def make_private(model: nn.Module, optimizer: torch.optim.Optimizer, dataset: Da
     return PrivateTraining(wrapped, dp_optimizer, dp_loader, engine, dp_criterion)
 
 
+def zero_non_finite_examples(params) -> None:
+    """Per-example gradients (``p.grad_sample``, ``B x ...``) of an example with any non-finite
+    entry, in any parameter, become zero in every parameter, before Opacus clips them.
+
+    One overflowing example would otherwise turn the clipped sum, and every weight, NaN: an
+    event that depends on one record and is outside the sensitivity bound. Zero is
+    data-independent and within the clipping norm; nothing reports how many were replaced.
+    """
+    samples = [p.grad_sample for p in params if getattr(p, "grad_sample", None) is not None]
+    if not samples or samples[0].shape[0] == 0:
+        return
+    bad = torch.zeros(samples[0].shape[0], dtype=torch.bool, device=samples[0].device)
+    for g in samples:
+        bad |= ~torch.isfinite(g.flatten(1)).all(dim=1)
+    if bool(bad.any()):
+        for g in samples:
+            g[bad] = 0
+
+
 def release_private(wrapped: nn.Module, model: nn.Module) -> None:
     """Remove Opacus' hooks and the activations it leaves on ``model``'s layers after training."""
     if hasattr(wrapped, "_close"):

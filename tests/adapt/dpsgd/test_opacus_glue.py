@@ -97,3 +97,20 @@ def test_the_noise_generator_lives_on_the_parameters_device(monkeypatch):
     assert given["noise_generator"].device == device
     # Built for the parameters' device explicitly, not left to the CPU default.
     assert device in [torch.device(d) for d in built if d is not None]
+
+
+def test_an_example_with_a_non_finite_gradient_is_zeroed_in_every_parameter():
+    from benchmark.adapt.dpsgd.opacus_glue import zero_non_finite_examples
+
+    w, b = nn.Parameter(torch.zeros(2, 3)), nn.Parameter(torch.zeros(2))
+    w.grad_sample = torch.arange(4 * 6, dtype=torch.float32).view(4, 2, 3)
+    b.grad_sample = torch.ones(4, 2)
+    b.grad_sample[1, 0] = float("inf")  # example 1 overflowed in one parameter only
+    w.grad_sample[3, 1, 2] = float("nan")  # example 3 in the other
+    expected_w = w.grad_sample.clone()
+    zero_non_finite_examples([w, b])
+    assert torch.isfinite(w.grad_sample).all() and torch.isfinite(b.grad_sample).all()
+    for i in (1, 3):
+        assert not w.grad_sample[i].any() and not b.grad_sample[i].any()
+    for i in (0, 2):  # the others are untouched
+        assert torch.equal(w.grad_sample[i], expected_w[i]) and torch.equal(b.grad_sample[i], torch.ones(2))
