@@ -52,6 +52,7 @@ def metrics_record(*, identity: dict, privacy: dict, target_epsilon: float, part
         "privacy/epsilon": privacy["epsilon"], "privacy/delta": privacy["delta"],
         "privacy/target_epsilon": target_epsilon,
         **{f"privacy/{k}": v for k, v in privacy.items() if k not in ("epsilon", "delta")},
+        "privacy/valid_against": valid_against(privacy),
     }
     for part in parts:
         record.update(part)
@@ -64,6 +65,23 @@ def metrics_record(*, identity: dict, privacy: dict, target_epsilon: float, part
         **flatten({"config": resolved}),
     })
     return record
+
+
+def valid_against(privacy: dict) -> str:
+    """Whom the reported (epsilon, delta) holds against: a release whose noise comes from a
+    configured ``mechanism_seed`` is not private against anyone who has that seed (it is
+    in the run directory); a non-private release, against no-one."""
+    if not privacy.get("private"):
+        return "no-one"
+    return "no-one-with-the-seed" if privacy.get("mechanism_randomness") == "seeded" else "everyone"
+
+
+def public_config(resolved: dict) -> dict:
+    """The resolved config as it may leave the machine (W&B): a DP mechanism's seed is withheld."""
+    method = dict(resolved.get("method") or {})
+    if method.get("mechanism_seed") is not None:
+        method["mechanism_seed"] = "<withheld>"
+    return {**resolved, "method": method}
 
 
 def numeric_metrics(record: dict) -> dict:

@@ -15,6 +15,7 @@ adaptation's alone, whatever guidance samples it.
 
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,10 +35,11 @@ from benchmark.lightning.factories import make_trainer_factory
 from benchmark.lightning.loggers import finish, log_sample_grid, make_logger
 from benchmark.metrics.evaluate import Evaluator
 from benchmark.models.backbone import Backbone, load_backbone
-from benchmark.results import metrics_record, numeric_metrics, write_results
+from benchmark.results import metrics_record, numeric_metrics, public_config, write_results
 from benchmark.sampling.generate import generate
 from benchmark.sampling.plan import sampling_plan
 
+log = logging.getLogger(__name__)
 FAMILIES = {"method": AdaptationMethod, "guidance": GuidanceMethod}
 
 
@@ -100,6 +102,9 @@ def _stages(cfg: DictConfig, run_cfg: RunConfig, method: AdaptationMethod, guida
     with timed(timings, "load"):
         backbone = load_backbone(run_cfg.model)
         data = load_dataset(run_cfg.dataset, run_cfg.model.resolution)
+    if method.private and not run_cfg.dataset.eval_prompts:
+        log.warning("dataset %s lists no eval_prompts: they are its adaptation captions, so evaluation reads private "
+                    "text (the release does not)", data.name)
     evaluator = Evaluator(run_cfg.model, run_cfg.eval, backbone.world_dir, run_cfg.seed, device)
     stages = job_stages(method, guidance, backbone.world_dir is not None)
     epsilon = float(run_cfg.privacy.epsilon)
@@ -108,7 +113,7 @@ def _stages(cfg: DictConfig, run_cfg: RunConfig, method: AdaptationMethod, guida
                          group=str(cfg.get("group") or f"{method.name}-{data.name}"),
                          tags=[f"method:{method.name}", f"guidance:{guidance.name}", f"dataset:{data.name}",
                                f"epsilon:{epsilon:g}", f"model:{backbone.name}"],
-                         resolved_config=resolved, job_type="-".join(stages))
+                         resolved_config=public_config(resolved), job_type="-".join(stages))
     make_trainer = make_trainer_factory(run_cfg.strategy, logger, output_dir)
     succeeded = False
     try:

@@ -47,6 +47,10 @@ class PrivacyReport:
     ``delta`` (``<= target_epsilon``). ``sampling`` is the sampling scheme the guarantee
     assumes (``none``, ``poisson`` or ``without_replacement``): the mechanism must sample
     exactly that way for the guarantee to hold.
+
+    Threat model: the number of private records ``n`` is public (as Opacus assumes):
+    ``sample_rate`` and ``steps`` are derived from it and published. The guarantee is
+    about which records are in the set, not how many.
     """
 
     epsilon: float

@@ -105,10 +105,24 @@ def test_dpagg_run_reports_the_privacy_it_spent(run_job, tmp_path):
         assert key in saved, key
     assert saved["privacy/sigma"] > 0 and saved["privacy/sample_rate"] == 1.0
     assert saved["privacy/accountant"] == "analytic_gaussian" and saved["adapt/cache_hit"] == 0
-    assert saved["privacy/mechanism_randomness"] == "secret"
+    assert saved["privacy/mechanism_randomness"] == "secret" and saved["privacy/valid_against"] == "everyone"
     assert (out / "learned_embeds.safetensors").is_file()
     again, _ = run_job([*common, "privacy=none"], tmp_path / "inf")
     assert again["privacy/epsilon"] == math.inf and again["adapt/cache_hit"] == 1
+    assert again["privacy/valid_against"] == "no-one"
+    seeded, _ = run_job([*common, "privacy=dp", "privacy.epsilon=1", "method.mechanism_seed=3"],
+                        tmp_path / "seeded")
+    assert seeded["privacy/mechanism_randomness"] == "seeded"
+    assert seeded["privacy/valid_against"] == "no-one-with-the-seed"  # the seed is in the run directory
+
+
+def test_a_mechanism_seed_never_leaves_the_machine():
+    from benchmark.results import public_config
+
+    resolved = {"method": {"name": "dpagg_ti", "mechanism_seed": 3}, "seed": 0}
+    assert public_config(resolved)["method"]["mechanism_seed"] == "<withheld>"
+    assert resolved["method"]["mechanism_seed"] == 3  # the local record keeps it
+    assert public_config({"method": {"mechanism_seed": None}})["method"]["mechanism_seed"] is None
 
 
 @pytest.mark.parametrize("overrides, match", [
