@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Callable, ClassVar, Optional
 
 import torch
+from safetensors.torch import save
 
 from benchmark.config import PrivacyConfig, StrategyConfig
-from benchmark.utils.checks import check_positive  # noqa: F401  (re-exported for the methods)
 from benchmark.data.types import BenchmarkDataset
+from benchmark.lightning.distributed import rank
 from benchmark.models.backbone import Backbone
+from benchmark.utils.checks import check_positive  # noqa: F401  (re-exported for the methods)
+from benchmark.utils.io import atomic_write_bytes
 
 
 @dataclass
@@ -89,3 +92,13 @@ class AdaptationMethod:
     def placeholder_for(self, data: BenchmarkDataset, adaptation: Optional[Adaptation]) -> str:
         """Text put where an evaluation prompt has ``{}``: the learned token, or nothing."""
         return adaptation.placeholder if adaptation else ""
+
+
+def write_artifact(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Write a released artifact (safetensors) atomically, on rank 0 only.
+
+    Under data parallelism every rank holds the same release; one file, written whole
+    or not at all, is what the run directory must show.
+    """
+    if rank() == 0:
+        atomic_write_bytes(path, save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}))

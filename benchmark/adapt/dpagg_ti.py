@@ -35,12 +35,12 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-from safetensors.torch import save_file
 
 from benchmark.config import ConfigError, PrivacyConfig
 from benchmark.data.types import BenchmarkDataset
 from benchmark.lightning import distributed
-from benchmark.adapt.base import Adaptation, AdaptationMethod, RunContext, check_positive
+from benchmark.adapt.base import (Adaptation, AdaptationMethod, RunContext, check_positive,
+                                   write_artifact)
 from benchmark.adapt.embedding_cache import EmbeddingCache, cache_key, model_identity
 from benchmark.adapt.per_image_ti import OPTIMIZER, train_per_image_embeddings
 from benchmark.adapt.textual_inversion import resolve_templates
@@ -278,8 +278,7 @@ class DPAggTI(AdaptationMethod):
         # Data-parallel: one release (rank 0's noise), the same embedding on every rank.
         released = distributed.broadcast_object(released)
         path = ctx.output_dir / "learned_embeds.safetensors"
-        if distributed.rank() == 0:
-            save_file({concept.placeholder: released.contiguous()}, path)  # the DP release only
+        write_artifact({concept.placeholder: released}, path)  # the DP release only
 
         privacy = {**report.as_dict(), "private": private, "mechanism_randomness": randomness}
         if not private:

@@ -16,13 +16,12 @@ from typing import Optional
 import lightning as L
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from benchmark.config import PrivacyConfig
 from benchmark.data.types import BenchmarkDataset
-from benchmark.adapt.base import Adaptation, AdaptationMethod, RunContext, check_positive
+from benchmark.adapt.base import Adaptation, AdaptationMethod, RunContext, check_positive, write_artifact
 from benchmark.models.backbone import Backbone
 
 # Generic templates in the spirit of the textual-inversion paper; "{caption}" is
@@ -218,7 +217,7 @@ class TextualInversion(AdaptationMethod):
         learned = module.embedding.rows.detach()[0].cpu()
         module.text_encoder.set_input_embeddings(module.embedding.base)  # back to a plain embedding
         released = ctx.output_dir / "learned_embeds.safetensors"
-        save_file({concept.placeholder: learned.contiguous()}, released)
+        write_artifact({concept.placeholder: learned}, released)
         loss = trainer.callback_metrics.get("train/loss")
         return Adaptation(
             placeholder=concept.placeholder,

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-from safetensors.torch import save_file
 
-from benchmark.adapt.base import Adaptation, RunContext, check_positive
+from benchmark.adapt.base import Adaptation, RunContext, check_positive, write_artifact
 from benchmark.adapt.dpsgd.base import DPSGDBase
 from benchmark.config import ConfigError, PrivacyConfig
 from benchmark.data.types import BenchmarkDataset
@@ -74,7 +73,7 @@ class DPSGDLoRA(DPSGDBase):
         if privacy["private"]:
             # Only a DP-trained adapter is released; a non-private one stays in memory (DESIGN.md).
             path = ctx.output_dir / "lora_weights.safetensors"
-            save_file(state, path)
+            write_artifact(state, path)
         lora_norm = math.sqrt(sum(float(v.float().pow(2).sum()) for v in state.values()))
         # The adapted UNet stays in the backbone: sampling uses it.
         return Adaptation(

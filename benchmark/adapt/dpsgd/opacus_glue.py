@@ -191,12 +191,26 @@ def _lockstep_sampler_class():
     return LockstepDistributedPoissonSampler
 
 
+def steps_per_epoch(sample_rate: float) -> int:
+    """``1/q`` as the integer it is by construction (``q = 1/ceil(n/B)``).
+
+    Opacus' samplers default to ``int(1/q)``, which floating point makes one short for
+    some n (``1/(1/93) = 92.999...``): a dropped batch each epoch, and Opacus would then
+    book another sample rate than the noise was solved for.
+    """
+    steps = round(1.0 / sample_rate)
+    if not math.isclose(1.0 / steps, sample_rate, rel_tol=1e-12):
+        raise ValueError(f"sample rate {sample_rate} is not 1/k for an integer k")
+    return steps
+
+
 def lockstep_poisson_loader(dataset: Dataset, sample_rate: float, generator: torch.Generator) -> DataLoader:
     """A distributed Poisson loader whose ranks always take the same number of (possibly empty) batches."""
     from opacus.data_loader import dtype_safe, shape_safe, wrap_collate_with_empty
     from torch.utils.data import default_collate
 
-    sampler = _lockstep_sampler_class()(total_size=len(dataset), sample_rate=sample_rate, generator=generator)
+    sampler = _lockstep_sampler_class()(total_size=len(dataset), sample_rate=sample_rate, generator=generator,
+                                        steps=steps_per_epoch(sample_rate))
     first = dataset[0]
     collate = wrap_collate_with_empty(collate_fn=default_collate, batch_first=True, rand_on_empty=False,
                                       sample_empty_shapes=[(0, *shape_safe(x)) for x in first],
@@ -261,6 +275,7 @@ def make_private(model: nn.Module, optimizer: torch.optim.Optimizer, dataset: Da
         loader = lockstep_poisson_loader(dataset, dp.sample_rate, sampler_gen)
     else:
         loader = DPDataLoader(dataset, sample_rate=dp.sample_rate, collate_fn=None, generator=sampler_gen)
+        loader.batch_sampler.steps = steps_per_epoch(dp.sample_rate)  # not Opacus' int(1/q)
     with warnings.catch_warnings():
         # Opacus' secure_mode needs torchcsprng; the generators above are seeded from secrets instead.
         warnings.filterwarnings("ignore", message=".*Secure RNG turned off.*")

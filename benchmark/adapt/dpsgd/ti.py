@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from safetensors.torch import save_file
 
-from benchmark.adapt.base import Adaptation, RunContext
+from benchmark.adapt.base import Adaptation, RunContext, write_artifact
 from benchmark.adapt.dpsgd.base import DPSGDBase
 from benchmark.adapt.textual_inversion import PlaceholderEmbedding
 from benchmark.data.types import BenchmarkDataset
@@ -36,7 +35,7 @@ class DPSGDTextualInversion(DPSGDBase):
         backbone.text_encoder.set_input_embeddings(self.embedding.base)  # a plain table; run.py binds the row
         privacy = self.privacy_of(module, report)
         path = ctx.output_dir / "learned_embeds.safetensors"
-        save_file({concept.placeholder: learned.contiguous()}, path)  # DP release (or non-private like ti)
+        write_artifact({concept.placeholder: learned}, path)  # DP release (or non-private like ti)
         return Adaptation(
             placeholder=concept.placeholder, embeddings={concept.placeholder: learned}, privacy=privacy,
             # Functions of the release and public settings only (no loss: it is computed without DP).

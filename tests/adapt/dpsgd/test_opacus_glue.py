@@ -114,3 +114,20 @@ def test_an_example_with_a_non_finite_gradient_is_zeroed_in_every_parameter():
         assert not w.grad_sample[i].any() and not b.grad_sample[i].any()
     for i in (0, 2):  # the others are untouched
         assert torch.equal(w.grad_sample[i], expected_w[i]) and torch.equal(b.grad_sample[i], torch.ones(2))
+
+
+@pytest.mark.parametrize("n", [744, 792, 8, 9])
+def test_an_epoch_has_exactly_one_over_q_poisson_batches(n):
+    """q = 1/ceil(n/B): Opacus' int(1/q) is one short for n = 744 or 792 at B = 8."""
+    import math
+
+    from benchmark.adapt.dpsgd.base import sample_rate_and_steps
+    from benchmark.adapt.dpsgd.opacus_glue import DPSettings, make_private, steps_per_epoch
+
+    q, per_epoch, _ = sample_rate_and_steps(n, 8, 1)
+    assert steps_per_epoch(q) == per_epoch == math.ceil(n / 8)
+    model = nn.Linear(3, 1)
+    data = [(torch.zeros(3), torch.zeros(1)) for _ in range(n)]
+    dp = DPSettings(noise_multiplier=1.0, max_grad_norm=1.0, sample_rate=q, mechanism_seed=0)
+    private = make_private(model, torch.optim.SGD(model.parameters(), lr=0.1), data, dp, None)
+    assert len(private.loader) == per_epoch and sum(1 for _ in private.loader) == per_epoch
