@@ -1,7 +1,9 @@
 """The metrics record of a job: one flat ``metrics.json``, written atomically and last.
 
 ``metrics.json`` holds the job's identity (method, guidance, dataset, model, seed), the
-privacy the released artifact spent (``privacy/*``), what the adaptation and the
+privacy the released artifact spent (``privacy/*``: ``valid_against`` says whom it holds
+against), which keys are evaluation only (``evaluation_only``: computed from private
+images beyond the release, not covered by ``privacy/*``), what the adaptation and the
 guidance report about themselves (``adapt/*``, ``guidance/*``), the evaluation
 (``eval/*``), the time of each stage (``time/*``), and provenance: the config hash that
 resume compares, the git commit, the package versions, the world recipe and the flattened
@@ -14,6 +16,8 @@ import json
 from pathlib import Path
 from typing import Optional
 
+import benchmark.metrics.catalog  # noqa: F401  (registers the metric declarations)
+from benchmark.metrics.base import declared_keys
 from benchmark.resume import job_config_hash
 from benchmark.utils.io import atomic_write_json
 from benchmark.utils.provenance import git_commit, package_versions
@@ -56,6 +60,7 @@ def metrics_record(*, identity: dict, privacy: dict, target_epsilon: float, part
     }
     for part in parts:
         record.update(part)
+    record["evaluation_only"] = json.dumps(evaluation_only(record))
     record.update(timings)
     record["time/total_s"] = round(sum(v for k, v in timings.items() if k != "time/total_s"), 3)
     record.update({
@@ -65,6 +70,15 @@ def metrics_record(*, identity: dict, privacy: dict, target_epsilon: float, part
         **flatten({"config": resolved}),
     })
     return record
+
+
+def evaluation_only(record: dict) -> list[str]:
+    """The keys of ``record`` computed from private images beyond the release (FID/KID
+    against the private population, similarity to the adaptation set): evaluation, not
+    covered by ``privacy/*``. The rest is a function of the release and public inputs
+    (for a DP release: covered by its guarantee)."""
+    declared = declared_keys()
+    return sorted(k for k in record if k in declared and declared[k].reads_private_data)
 
 
 def valid_against(privacy: dict) -> str:

@@ -34,6 +34,9 @@ def test_ti_run_writes_metrics_grid_images_and_artifact(run_job):
     assert (out / "samples_grid.png").is_file() and (out / "learned_embeds.safetensors").is_file()
     assert saved["adapt/steps"] == 5
     assert saved["job_type"] == "adapt-sample-evaluate" and "guidance/calibration_images" not in saved
+    # Computed from private images beyond the release: marked, the rest is the release's.
+    assert json.loads(saved["evaluation_only"]) == ["eval/adapt_set_fraction_copied", "eval/adapt_set_similarity_mean",
+                                                    "eval/fid", "eval/kid"]
 
 
 def test_same_config_and_seed_give_the_same_metrics(run_job, tmp_path):

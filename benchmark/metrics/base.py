@@ -32,6 +32,10 @@ class MetricKey:
     higher_is_better: Optional[bool]  # None: descriptive, neither direction is better
     description: str
     unit: str = ""
+    # Computed from private images beyond the release (the adaptation set, the held-out
+    # split of the private population): evaluation only, NOT covered by the release's
+    # (epsilon, delta). Everything else is a function of the release and public inputs.
+    reads_private_data: bool = False
 
     @property
     def summary(self) -> str:

@@ -36,8 +36,10 @@ class Fidelity(Metric):
     """FID and KID (clean-fid) between the generations and the dataset's held-out split."""
 
     name = "fidelity"
-    keys = (MetricKey("eval/fid", False, "Frechet distance of generated to held-out image features"),
-            MetricKey("eval/kid", False, "kernel (MMD^2, cubic polynomial) distance, mean over 100 subsets"))
+    keys = (MetricKey("eval/fid", False, "Frechet distance of generated to held-out image features",
+                      reads_private_data=True),
+            MetricKey("eval/kid", False, "kernel (MMD^2, cubic polynomial) distance, mean over 100 subsets",
+                      reads_private_data=True))
 
     def __call__(self, gen, data, context):
         from benchmark.metrics import fidelity
@@ -110,8 +112,10 @@ class Memorization(Metric):
 
     name = "memorization"
     keys = tuple(key for group, what in MEMORIZATION_SETS for key in (
-        MetricKey(f"eval/{group}_similarity_mean", False, f"mean max copy similarity to {what}", "cosine"),
-        MetricKey(f"eval/{group}_fraction_copied", False, f"fraction of images above the copy threshold ({what})")))
+        MetricKey(f"eval/{group}_similarity_mean", False, f"mean max copy similarity to {what}", "cosine",
+                  reads_private_data=group == "adapt_set"),
+        MetricKey(f"eval/{group}_fraction_copied", False, f"fraction of images above the copy threshold ({what})",
+                  reads_private_data=group == "adapt_set")))
 
     def __call__(self, gen, data, context):
         from benchmark.metrics.memorization import max_similarity, memorization_summary
