@@ -27,7 +27,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.adapt.base import Adaptation, AdaptationMethod, RunContext
-from benchmark.config import ConfigError, RunConfig, validate_config
+from benchmark.config import ConfigError, DatasetConfig, RunConfig, validate_config
 from benchmark.datasets import load_dataset
 from benchmark.guidance.base import GuidanceMethod, SamplingContext
 from benchmark.lightning import distributed
@@ -61,6 +61,13 @@ def job_stages(method: AdaptationMethod, guidance: GuidanceMethod, is_world: boo
     """The stages that do work in this job, in order; ``"-".join`` is its W&B ``job_type``."""
     return [*(["adapt"] if method.learns else []), *(["calibrate"] if guidance.calibrates(is_world) else []),
             "sample", "evaluate"]
+
+
+def warn_if_private_prompts(method: AdaptationMethod, dataset: DatasetConfig) -> None:
+    """A DP method on a dataset without ``eval_prompts`` samples its private captions."""
+    if method.private and not dataset.eval_prompts:
+        log.warning("dataset %s lists no eval_prompts: they are its adaptation captions, so evaluation reads private "
+                    "text (the release does not)", dataset.name)
 
 
 def bind_embeddings(backbone: Backbone, adaptation: Adaptation) -> None:
@@ -102,9 +109,7 @@ def _stages(cfg: DictConfig, run_cfg: RunConfig, method: AdaptationMethod, guida
     with timed(timings, "load"):
         backbone = load_backbone(run_cfg.model)
         data = load_dataset(run_cfg.dataset, run_cfg.model.resolution)
-    if method.private and not run_cfg.dataset.eval_prompts:
-        log.warning("dataset %s lists no eval_prompts: they are its adaptation captions, so evaluation reads private "
-                    "text (the release does not)", data.name)
+    warn_if_private_prompts(method, run_cfg.dataset)
     evaluator = Evaluator(run_cfg.model, run_cfg.eval, backbone.world_dir, run_cfg.seed, device)
     stages = job_stages(method, guidance, backbone.world_dir is not None)
     epsilon = float(run_cfg.privacy.epsilon)
@@ -113,7 +118,9 @@ def _stages(cfg: DictConfig, run_cfg: RunConfig, method: AdaptationMethod, guida
                          group=str(cfg.get("group") or f"{method.name}-{data.name}"),
                          tags=[f"method:{method.name}", f"guidance:{guidance.name}", f"dataset:{data.name}",
                                f"epsilon:{epsilon:g}", f"model:{backbone.name}"],
-                         resolved_config=public_config(resolved), job_type="-".join(stages))
+                         resolved_config={**public_config(resolved),  # W&B marks what the DP guarantee leaves out
+                                          "evaluation_only": evaluator.evaluation_only_keys()},
+                         job_type="-".join(stages))
     make_trainer = make_trainer_factory(run_cfg.strategy, logger, output_dir)
     succeeded = False
     try:

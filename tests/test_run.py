@@ -85,6 +85,7 @@ def test_wandb_offline_run_logs_generations_but_no_training_images(run_job, tmp_
     # The base model with plain CFG learns and calibrates nothing: its W&B job type says so.
     assert given["job_type"] == metrics["job_type"] == "sample-evaluate"
     assert "guidance:none" in given["tags"] and "method:none" in given["tags"]
+    assert given["config"]["evaluation_only"] == json.loads(metrics["evaluation_only"])  # marked on W&B too
     assert (out / "metrics.json").is_file()
 
 
@@ -98,3 +99,16 @@ def test_job_type_of_a_calibrating_guidance_on_the_base_model(run_job):
 def test_non_private_method_refuses_a_finite_epsilon(run_job):
     with pytest.raises(ValueError, match="not differentially private"):
         run_job(["privacy=dp", "method.max_steps=2"])
+
+
+def test_a_dp_method_evaluated_on_private_captions_is_warned_about(caplog):
+    from benchmark.run import build_method, warn_if_private_prompts
+
+    memorized = validate_config(compose(SMOKE + ["dataset=tiny_memorized"])).dataset  # no eval_prompts
+    style = validate_config(compose(SMOKE)).dataset
+    with caplog.at_level("WARNING", logger="benchmark.run"):
+        warn_if_private_prompts(build_method(compose(["method=dpagg_ti"]).method), style)
+        warn_if_private_prompts(build_method(compose(["method=ti"]).method), memorized)  # not DP: nothing to warn
+        assert not caplog.records
+        warn_if_private_prompts(build_method(compose(["method=dpagg_ti"]).method), memorized)
+    assert "lists no eval_prompts" in caplog.text and "tiny_memorized" in caplog.text

@@ -39,6 +39,10 @@ class Evaluator:
         self.metrics = build_metrics(eval_cfg.metrics)  # a typo fails here, before any work
         self.context = EvalContext(model_cfg, eval_cfg, world_dir, seed, torch.device(device))
 
+    def evaluation_only_keys(self) -> list[str]:
+        """The configured metrics' keys computed from private images beyond the release."""
+        return sorted(k.name for m in self.metrics for k in m.keys if k.reads_private_data)
+
     def __call__(self, gen: Generations, data: BenchmarkDataset) -> dict[str, float]:
         """``eval/num_images`` and every applicable metric's values (only declared keys)."""
         out: dict[str, float] = {"eval/num_images": len(gen.texts)}
