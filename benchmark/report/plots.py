@@ -3,7 +3,7 @@
 - ``utility_vs_epsilon.png``: one panel per utility metric, one line per method (and
   knob setting), mean ± std over seeds; epsilon on a log axis, ``inf`` (non-private)
   drawn at a marked position right of the largest finite epsilon.
-- ``memorization_vs_alignment.png``: per method that reports the memorization metric,
+- ``memorization_vs_alignment.png``: per (method, guidance) that reports the memorization metric,
   its points (one per knob setting / epsilon) in the plane CLIP score x memorization:
   the privacy-utility curve of a mitigation method.
 A plot whose metrics no row has is skipped; the returned note says why.
@@ -43,7 +43,7 @@ def _save(fig, path: Path) -> Path:
 def _series(rows: Sequence[Row], split_by_knobs: bool = True) -> dict[str, list[Row]]:
     series: dict[str, list[Row]] = {}
     for row in rows:
-        series.setdefault(row.label if split_by_knobs else row.method, []).append(row)
+        series.setdefault(row.label if split_by_knobs else row.name, []).append(row)
     return series
 
 
@@ -116,7 +116,7 @@ def plot_memorization_vs_alignment(summary: SweepSummary, path: Path,
                 ax.annotate(knob, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel(f"{alignment} (higher: better prompt alignment)")
     ax.set_ylabel(f"{metric} (lower: less memorization)")
-    ax.set_title("memorization vs prompt alignment per mitigation method", fontsize=9)
+    ax.set_title("memorization vs prompt alignment per guidance (mitigation) method", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     _save(fig, path)
