@@ -78,7 +78,7 @@ def make_report(sweep_dir: Path, out: Optional[Path] = None, by: Optional[Sequen
         embed_images = not sweep_dir.resolve().is_relative_to(out.resolve())
     linker = ImageLinker(out, embed_images)
     gallery = build_gallery(summary.rows, linker, images_per_prompt, max_prompts)
-    problems = find_problems(sweep_dir, [job.run_dir for row in summary.rows for job in row.jobs])
+    problems = find_problems(sweep_dir, [job for row in summary.rows for job in row.jobs])
     plots = {name: paths[name] for name in ("utility", "memorization") if name in paths}
     paths["html"] = write_html(out / "report.html",
                                render_html(summary, headline, plots, notes, gallery, problems, out))

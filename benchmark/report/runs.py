@@ -6,7 +6,9 @@ listed with the reason the report can tell from its files:
 
 - ``skipped``: a ``skipped.json`` marker (``{"reason": ...}``) when the job wrote one;
   else a guidance without a preset at its strength (the job's ``.hydra/config.yaml``),
-  or a non-private method at a finite ``privacy.epsilon`` (what ``benchmark.cli`` skips);
+  or a non-private method at a finite ``privacy.epsilon`` (what ``benchmark.cli`` skips;
+  whether a method is private is read from its finished jobs' ``privacy/private``, and
+  only when none finished from its class, which imports model code);
 - ``failed``: the job's Hydra log (``*.log``) holds an ``ERROR`` line (its reason) or a
   traceback;
 - ``half-written``: images but no ``metrics.json`` (killed during evaluation), or PNGs
@@ -21,6 +23,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
+
+from benchmark.report.sweep import Job
 
 INDEX_FILE = "index.jsonl"  # benchmark.sampling.generate.INDEX_FILE (that module imports torch)
 SKIP_MARKER = "skipped.json"
@@ -92,7 +96,7 @@ def _is_private(cfg) -> Optional[bool]:
         return None
 
 
-def _skip_reason(run_dir: Path, cfg) -> Optional[str]:
+def _skip_reason(run_dir: Path, cfg, private: dict[str, bool]) -> Optional[str]:
     marker = run_dir / SKIP_MARKER
     if marker.is_file():
         try:
@@ -110,7 +114,11 @@ def _skip_reason(run_dir: Path, cfg) -> Optional[str]:
         epsilon = float(cfg.privacy.epsilon)
     except Exception:
         return None
-    if math.isfinite(epsilon) and cfg.get("method") is not None and _is_private(cfg) is False:
+    method = cfg.get("method")
+    if not math.isfinite(epsilon) or method is None:
+        return None
+    is_private = private[method.name] if method.get("name") in private else _is_private(cfg)
+    if is_private is False:
         return (f"method {cfg.method.name} is not differentially private; it runs only at "
                 f"privacy.epsilon=inf, not {cfg.privacy.epsilon}")
     return None
@@ -131,13 +139,13 @@ def _failure(run_dir: Path) -> Optional[str]:
     return None
 
 
-def diagnose(run_dir: Path) -> Problem:
-    """Why ``run_dir`` has no readable result."""
+def diagnose(run_dir: Path, private: Optional[dict[str, bool]] = None) -> Problem:
+    """Why ``run_dir`` has no readable result. ``private``: method name -> whether it is DP, where known."""
     run_dir = Path(run_dir)
     metrics = run_dir / "metrics.json"
     if metrics.exists():
         return Problem(run_dir, "failed", "metrics.json is unreadable or not a run's record (corrupt or half-written)")
-    reason = _skip_reason(run_dir, _load_config(run_dir))
+    reason = _skip_reason(run_dir, _load_config(run_dir), private or {})
     if reason:
         return Problem(run_dir, "skipped", reason)
     reason = _failure(run_dir)
@@ -163,8 +171,12 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(found)
 
 
-def problems(sweep_dir: Path, finished: Iterable[Path]) -> list[Problem]:
-    """The job directories of ``sweep_dir`` not among ``finished`` (run directories with a result)."""
-    done = {Path(p).resolve() for p in finished}
+def problems(sweep_dir: Path, finished: Iterable[Job]) -> list[Problem]:
+    """The job directories of ``sweep_dir`` without a result among ``finished`` jobs."""
+    finished = list(finished)
+    done = {job.run_dir.resolve() for job in finished}
+    private = {job.method: bool(job.metrics["privacy/private"]) for job in finished
+               if isinstance(job.metrics.get("privacy/private"), bool)}
     sweep_dir = Path(sweep_dir)
-    return [diagnose(d) for d in job_dirs(sweep_dir) if d.resolve() not in done and d.resolve() != sweep_dir.resolve()]
+    return [diagnose(d, private) for d in job_dirs(sweep_dir)
+            if d.resolve() not in done and d.resolve() != sweep_dir.resolve()]

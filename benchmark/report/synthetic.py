@@ -32,6 +32,7 @@ def synthetic_metrics(method: str, epsilon: float, seed: int, knobs: Optional[di
     metrics = {
         "method": method, "guidance": guidance, "dataset": "tiny_style", "model": "tiny", "seed": seed,
         "privacy/epsilon": epsilon, "privacy/target_epsilon": epsilon, "privacy/delta": 1e-5,
+        "privacy/private": method.startswith("dp"),
         "privacy/noise_multiplier": 0.0 if math.isinf(epsilon) else 3.0 / epsilon,
         "eval/fid": 60 - 30 * budget + rng.gauss(0, 2), "eval/kid": 0.05 + rng.random() * 0.01,
         "eval/clip_score": 20 + 5 * budget + rng.gauss(0, 0.5),
