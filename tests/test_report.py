@@ -170,3 +170,19 @@ def test_every_metric_name_the_report_defaults_to_is_declared():
 
     names = [*DEFAULT_UTILITY_METRICS, *DEFAULT_MEMORIZATION_METRICS, *DEFAULT_ALIGNMENT_METRIC.split(",")]
     assert not [n for n in names if n not in declared_keys()]
+
+
+def test_a_sweep_over_the_private_set_size_gets_the_n_axis_plot(tmp_path):
+    num = 0
+    for n in (8, 16, 32):
+        for seed in (0, 1):
+            write_job(tmp_path, num, synthetic_metrics("dpagg_ti", 4.0, seed, {"dataset.world.num_adapt": n}))
+            num += 1
+    summary, paths = make_report(tmp_path)
+    assert summary.knob_columns == ["dataset.world.num_adapt"] and len(summary.rows) == 3
+    assert paths["n"].name == "utility_vs_n.png" and paths["n"].stat().st_size > 0
+    assert 'src="utility_vs_n.png"' in paths["html"].read_text()
+    # Without a size axis the plot is skipped, and the report says why.
+    write_job(tmp_path / "other", 0, synthetic_metrics("dpagg_ti", 4.0, 0))
+    _, paths = make_report(tmp_path / "other")
+    assert "n" not in paths and "does not vary the adaptation set's size" in paths["md"].read_text()

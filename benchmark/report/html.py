@@ -179,6 +179,9 @@ def render_html(summary: SweepSummary, headline: Sequence[str], plots: dict[str,
             f"<p><code>{escape(str(summary.sweep_dir))}</code>: {summary.num_jobs} finished jobs in "
             f"{len(summary.rows)} rows (method x guidance x ε{' x ' + ' x '.join(map(escape, summary.knob_columns)) if summary.knob_columns else ''}); "
             f"{len(problems)} job(s) without a result (<a href=\"#problems-section\">listed below</a>).</p>"]
+    if summary.rows and all(j.metrics.get("git_commit") == "synthetic" for r in summary.rows for j in r.jobs):
+        body.append('<p class="badge privatedata">Synthetic data (benchmark.report.synthetic): '
+                    "an example of the layout, not results.</p>")
     metrics = [m for m in headline if m in summary.metrics]
     body += ["<h2>Headline table</h2>", *_legend()]
     body += _table(summary, metrics) if summary.rows else ["<p><b>No finished runs</b> (no readable metrics.json).</p>"]

@@ -26,7 +26,7 @@ from typing import Optional, Sequence
 
 from benchmark.report.plots import (DEFAULT_ALIGNMENT_METRIC, DEFAULT_MEMORIZATION_METRICS,
                                     DEFAULT_UTILITY_METRICS, plot_memorization_vs_alignment,
-                                    plot_utility_vs_epsilon)
+                                    plot_utility_vs_epsilon, plot_utility_vs_n)
 from benchmark.report.gallery import ImageLinker, build_gallery
 from benchmark.report.html import render_html, write_html
 from benchmark.report.render import default_columns, to_csv, to_markdown, write_text
@@ -65,6 +65,7 @@ def make_report(sweep_dir: Path, out: Optional[Path] = None, by: Optional[Sequen
             "utility": plot_utility_vs_epsilon(summary, out / "utility_vs_epsilon.png", utility_metrics),
             "memorization": plot_memorization_vs_alignment(summary, out / "memorization_vs_alignment.png",
                                                            memorization_metrics, alignment_metric),
+            "n": plot_utility_vs_n(summary, out / "utility_vs_n.png", utility_metrics),
         }.items():
             notes.append(note)
             if path is not None:
@@ -79,7 +80,7 @@ def make_report(sweep_dir: Path, out: Optional[Path] = None, by: Optional[Sequen
     linker = ImageLinker(out, embed_images)
     gallery = build_gallery(summary.rows, linker, images_per_prompt, max_prompts)
     problems = find_problems(sweep_dir, [job for row in summary.rows for job in row.jobs])
-    plots = {name: paths[name] for name in ("utility", "memorization") if name in paths}
+    plots = {name: paths[name] for name in ("utility", "memorization", "n") if name in paths}
     paths["html"] = write_html(out / "report.html",
                                render_html(summary, headline, plots, notes, gallery, problems, out))
     if wandb_group is not None:

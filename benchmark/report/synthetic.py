@@ -27,7 +27,8 @@ def synthetic_metrics(method: str, epsilon: float, seed: int, knobs: Optional[di
                       memorization: bool = False, rng: Optional[random.Random] = None,
                       guidance: str = "none") -> dict:
     """A flat ``metrics.json`` payload like run.py's: metrics, provenance and ``config/...``."""
-    rng = rng or random.Random(hash((method, guidance, epsilon, seed, tuple(sorted((knobs or {}).items())))))
+    # A string seed: reproducible across processes (hash() of a str is salted per process).
+    rng = rng or random.Random(f"{method}|{guidance}|{epsilon}|{seed}|{sorted((knobs or {}).items())}")
     budget = 1.0 if math.isinf(epsilon) else epsilon / (1.0 + epsilon)
     metrics = {
         "method": method, "guidance": guidance, "dataset": "tiny_style", "model": "tiny", "seed": seed,
@@ -141,3 +142,34 @@ def make_synthetic_sweep(sweep_dir: Path, methods: Sequence[str] = ("dpagg_ti", 
     for num, metrics in enumerate(jobs):
         write_job(sweep_dir, num, metrics, images_per_job, image_size)
     return jobs
+
+
+def make_example_sweep(sweep_dir: Path) -> list[dict]:
+    """The committed example (results/reference/synthetic_example): two DP methods over
+    epsilon, a mitigation guidance over its knob, 8 images per job, and one job of each
+    kind without a result (corrupt, half-written, skipped, failed)."""
+    sweep_dir = Path(sweep_dir)
+    jobs = make_synthetic_sweep(sweep_dir, methods=("dpagg_ti", "dpsgd_ti"), epsilons=(1.0, 4.0, math.inf),
+                                seeds=(0, 1), mitigation={"prss": (0.1, 0.3)}, images_per_job=8)
+    n = len(jobs)
+    corrupt = write_job(sweep_dir, n, synthetic_metrics("dpsgd_ti", 8.0, 0))
+    (corrupt / "metrics.json").write_text('{"method": "dpsgd_ti", "eval/fid": ')  # a half-written record
+    half = write_job(sweep_dir, n + 1, synthetic_metrics("dpagg_ti", 8.0, 0), images_per_job=4)
+    (half / "metrics.json").unlink()  # killed while evaluating
+    skipped = sweep_dir / f"{n + 2}_none_none_strong_s0" / ".hydra"
+    skipped.mkdir(parents=True, exist_ok=True)
+    (skipped / "config.yaml").write_text("seed: 0\nguidance: {name: none}\nstrength: {name: strong}\n"
+                                         "privacy: {epsilon: inf}\n")
+    failed = sweep_dir / f"{n + 3}_dpagg_ti_none_eps0.5_s0"
+    (failed / ".hydra").mkdir(parents=True, exist_ok=True)
+    (failed / "__main__.log").write_text("[2026-12-01 09:00:00,000][benchmark][ERROR] - ConfigError: "
+                                         "dpagg_ti: privacy.epsilon=0.5 needs noise multiplier 61 > 50\n")
+    return jobs
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m benchmark.report.synthetic <sweep dir>  (writes the example sweep)")
+    print(f"{len(make_example_sweep(Path(sys.argv[1])))} finished jobs (and 4 without a result) in {sys.argv[1]}")
