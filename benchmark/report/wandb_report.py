@@ -67,8 +67,7 @@ def log_report(summary: SweepSummary, headline: Sequence[str], gallery: Gallery,
     import wandb
 
     run = wandb.init(project=project, group=group, job_type="report", name=f"report-{group}", dir=str(out),
-                     mode=mode, config={"sweep_dir": str(summary.sweep_dir), "num_jobs": summary.num_jobs},
-                     reinit=True)
+                     mode=mode, config={"sweep_dir": str(summary.sweep_dir), "num_jobs": summary.num_jobs})
     try:
         every = list(csv.reader(io.StringIO(to_csv(summary))))
         columns, rows = headline_rows(summary, headline)
