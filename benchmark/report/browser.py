@@ -1,12 +1,14 @@
-"""Open a report in headless Chromium through chromedriver's WebDriver HTTP API (stdlib only).
+"""Open a report in headless Chromium: chromedriver's WebDriver HTTP API, else DevTools on a pipe.
 
 Used by the report's browser test and to take the reference screenshot:
 
     python -m benchmark.report.browser <sweep>/report.html --screenshot report.png
 
 prints what the page shows a user: images that did not load, console errors. Needs the
-system's ``chromium`` and ``chromedriver`` (Debian: ``apt-get install chromium
-chromium-driver``); :func:`find_chromium` says which is missing.
+system's ``chromium`` (Debian: ``apt-get install chromium``); with ``chromedriver``
+(``chromium-driver``) it is driven through WebDriver (:class:`Browser`), without it
+through the DevTools protocol on a pipe (:class:`benchmark.report.browser_cdp.PipeBrowser`).
+Both use the standard library only.
 """
 
 from __future__ import annotations
@@ -33,12 +35,24 @@ ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # the W3C key of an element ref
 
 
 def find_chromium() -> tuple[Optional[str], Optional[str], str]:
-    """(browser, chromedriver, why not) from PATH; ``why not`` is "" when both are there."""
+    """(browser, chromedriver or None, why not) from PATH; ``why not`` is "" when Chromium is there."""
     browser = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
     driver = shutil.which("chromedriver")
-    missing = [name for name, path in (("chromium", browser), ("chromedriver", driver)) if path is None]
-    return browser, driver, ("" if not missing else f"not on PATH: {', '.join(missing)} "
-                             "(Debian: apt-get install -y chromium chromium-driver)")
+    why = "" if browser else (f"no Chromium on PATH (looked for {', '.join(BROWSERS)}; "
+                              "Debian: apt-get install -y chromium chromium-driver)")
+    return browser, driver, why
+
+
+def launch(backend: Optional[str] = None, **kwargs) -> "Browser":
+    """A headless browser: ``backend`` "chromedriver" or "pipe"; default chromedriver where installed."""
+    _, driver, why = find_chromium()
+    if why:
+        raise FileNotFoundError(why)
+    if backend == "chromedriver" or (backend is None and driver):
+        return Browser(**kwargs)
+    from benchmark.report.browser_cdp import PipeBrowser
+
+    return PipeBrowser(**kwargs)
 
 
 def _free_port() -> int:
@@ -52,8 +66,8 @@ class Browser:
 
     def __init__(self, width: int = 1400, height: int = 1000, timeout: float = 30.0):
         browser, driver, why = find_chromium()
-        if why:
-            raise FileNotFoundError(why)
+        if why or driver is None:
+            raise FileNotFoundError(why or "chromedriver is not on PATH (Debian: apt-get install -y chromium-driver)")
         self.port = _free_port()
         self.profile = tempfile.TemporaryDirectory(prefix="report-chromium-")
         self.driver = subprocess.Popen([driver, f"--port={self.port}"], stdout=subprocess.DEVNULL,
@@ -157,7 +171,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--screenshot", type=Path, default=None)
     parser.add_argument("--width", type=int, default=1400)
     args = parser.parse_args(argv)
-    with Browser(width=args.width) as browser:
+    with launch(width=args.width) as browser:
         browser.open(args.page)
         broken = browser.broken_images()
         errors = [e for e in browser.console() if e.get("level") == "SEVERE"]

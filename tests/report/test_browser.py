@@ -1,19 +1,23 @@
 """report.html in a real headless Chromium: every image loads, headers sort, no console errors.
 
-Needs the system's ``chromium`` and ``chromedriver`` (Debian: ``apt-get install -y chromium
-chromium-driver``); skipped, saying which is missing, only where they are not on PATH.
+Needs the system's ``chromium`` (Debian: ``apt-get install -y chromium chromium-driver``);
+skipped, with the reason, only where no Chromium is on PATH. Each check runs through
+chromedriver (where installed) and through DevTools on a pipe (Chromium alone).
 """
 
 import math
 
 import pytest
 
-from benchmark.report.browser import Browser, find_chromium
+from benchmark.report.browser import find_chromium, launch
 from benchmark.report.report import make_report
 from benchmark.report.synthetic import make_synthetic_sweep, synthetic_metrics, write_job
 
-_, _, MISSING = find_chromium()
+_, DRIVER, MISSING = find_chromium()
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"no headless Chromium for the browser test: {MISSING}")
+BACKENDS = [pytest.param("chromedriver", marks=pytest.mark.skipif(DRIVER is None, reason="no chromedriver on PATH "
+                                                                  "(the pipe backend runs the same checks)")),
+            "pipe"]
 
 COLUMN_VALUES = """
 const col = Array.from(document.querySelectorAll('#headline thead th')).findIndex(
@@ -22,8 +26,8 @@ return Array.from(document.querySelectorAll('#headline tbody tr')).map(tr => tr.
 """
 
 
-@pytest.fixture(scope="module")
-def page(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def page(tmp_path_factory, request):
     sweep = tmp_path_factory.mktemp("sweep")
     make_synthetic_sweep(sweep, methods=("dpagg_ti", "dpsgd_ti"), epsilons=(1.0, 4.0, math.inf), seeds=(0, 1),
                          mitigation={"prss": (0.1, 0.3)}, images_per_job=6)
@@ -31,7 +35,7 @@ def page(tmp_path_factory):
     (sweep / "41_broken").mkdir()
     (sweep / "41_broken" / "metrics.json").write_text("{")
     summary, paths = make_report(sweep)
-    with Browser() as browser:
+    with launch(request.param) as browser:
         browser.open(paths["html"])
         yield browser, summary, paths
 
@@ -68,12 +72,13 @@ def test_no_console_errors(page):
     assert [e for e in browser.console() if e.get("level") == "SEVERE"] == []
 
 
-def test_the_checks_see_a_broken_image_and_a_script_error(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_checks_see_a_broken_image_and_a_script_error(tmp_path, backend):
     """The checks above can fail: a missing image and a throwing script are both caught."""
     bad = tmp_path / "bad.html"
     bad.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"><title>x</title></head><body>'
                    '<img src="missing.png"><script>undefined_function();</script></body></html>')
-    with Browser() as browser:
+    with launch(backend) as browser:
         browser.open(bad)
         assert browser.broken_images() == ["missing.png"]
         messages = [e["message"] for e in browser.console() if e.get("level") == "SEVERE"]

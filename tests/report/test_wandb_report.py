@@ -49,4 +49,4 @@ def test_find_chromium_names_what_is_missing(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     browser, driver, why = find_chromium()
     assert browser is None and driver is None
-    assert "chromium" in why and "chromedriver" in why and "apt-get install" in why
+    assert "no Chromium on PATH" in why and "apt-get install -y chromium" in why
