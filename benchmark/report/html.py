@@ -30,6 +30,7 @@ from benchmark.report.sweep import SweepSummary
 from benchmark.utils.io import atomic_write_bytes
 
 PRIVATE_DATA_PREFIXES = ("eval/adapt_set_", "eval/fid", "eval/kid")
+ARTIFACTS = ("learned_embeds.safetensors", "lora_weights.safetensors")  # what a run releases
 VISIBILITY = {
     "release": ("DP release", "the released artifact's privacy accounting: covered by its (ε, δ)"),
     "evalonly": ("eval only", "computed by the benchmark for evaluation; not part of the release"),
@@ -149,6 +150,13 @@ def _runs(summary: SweepSummary, out: Path) -> list[str]:
             config = config_file(job.run_dir)
             if config is not None:
                 links.insert(1, f'<a href="{_rel(config, out)}">config</a>')
+            for name in ("samples_grid.png", *ARTIFACTS):
+                if (job.run_dir / name).is_file():
+                    links.append(f'<a href="{_rel(job.run_dir / name, out)}">{name}</a>')
+            if any((job.run_dir / name).is_file() for name in ARTIFACTS):
+                dp = job.metrics.get("privacy/private") is True
+                links.append('<span class="badge release">DP release</span>' if dp else
+                             '<span class="badge privatedata">not DP: private</span>')
             lines.append(f"<li>seed {escape(str(job.seed))}: <code>{escape(job.run_dir.name)}</code> "
                          + " · ".join(links) + "</li>")
         lines.append("</ul></details>")

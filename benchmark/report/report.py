@@ -86,7 +86,7 @@ def make_report(sweep_dir: Path, out: Optional[Path] = None, by: Optional[Sequen
     if wandb_group is not None:
         from benchmark.report.wandb_report import log_report
 
-        run_dir = log_report(summary, headline, gallery, wandb_group, out)
+        run_dir = log_report(summary, headline, gallery, wandb_group, out, plots)
         if run_dir is not None:
             paths["wandb"] = run_dir
     return summary, paths

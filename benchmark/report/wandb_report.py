@@ -3,7 +3,7 @@
 The same numbers and images as ``report.html``: ``summary`` (every metric, as
 ``summary.csv``), ``headline`` (the page's table: mean ± std text plus the means, with the
 DP-release / evaluation-only class of each column in its name) and ``gallery`` (one row
-per table row, one ``wandb.Image`` per prompt and seed column). Online when W&B is
+per table row, one ``wandb.Image`` per prompt and seed column), and the plots. Online when W&B is
 configured (``WANDB_API_KEY`` or ``~/.netrc``) and ``WANDB_MODE`` is not offline;
 otherwise offline into ``<out>/wandb`` (``wandb sync`` uploads it later). Only
 generations and metrics are logged, never private data.
@@ -58,7 +58,7 @@ def headline_rows(summary: SweepSummary, headline: Sequence[str]) -> tuple[list[
 
 
 def log_report(summary: SweepSummary, headline: Sequence[str], gallery: Gallery, group: str, out: Path,
-               project: str = PROJECT) -> Optional[Path]:
+               plots: Optional[dict[str, Path]] = None, project: str = PROJECT) -> Optional[Path]:
     """Log the tables and the gallery; returns the W&B run's local directory (None when disabled)."""
     mode = wandb_mode()
     if mode == "disabled":
@@ -79,7 +79,8 @@ def log_report(summary: SweepSummary, headline: Sequence[str], gallery: Gallery,
                            *[wandb.Image(str(c.path), caption=c.title) if c else None for c in cells]])
         run.log({"summary": wandb.Table(columns=every[0], data=every[1:]),
                  "headline": wandb.Table(columns=columns, data=rows),
-                 "gallery": wandb.Table(columns=["row", "epsilon", *image_columns], data=images)})
+                 "gallery": wandb.Table(columns=["row", "epsilon", *image_columns], data=images),
+                 **{f"plots/{name}": wandb.Image(str(path)) for name, path in (plots or {}).items()}})
         run_dir = Path(run.dir).parent
     finally:
         run.finish()

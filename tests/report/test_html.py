@@ -154,3 +154,15 @@ def test_an_empty_sweep_renders_a_page_that_says_so(tmp_path):
     assert main([str(tmp_path)]) == 0
     html = (tmp_path / "report.html").read_text()
     assert "No finished runs" in html and "No images" in html
+
+
+def test_runs_link_their_released_artifact_marked_dp_or_not(tmp_path):
+    dp = write_job(tmp_path, 0, synthetic_metrics("dpagg_ti", 1.0, 0))
+    plain = write_job(tmp_path, 1, synthetic_metrics("ti", math.inf, 0))
+    for run in (dp, plain):
+        (run / "learned_embeds.safetensors").write_bytes(b"x")
+    _, paths = make_report(tmp_path)
+    html = paths["html"].read_text()
+    runs = {line.split("<code>")[1].split("</code>")[0]: line for line in html.splitlines() if "<li>seed" in line}
+    assert "learned_embeds.safetensors" in runs[dp.name] and "DP release" in runs[dp.name]
+    assert "not DP: private" in runs[plain.name] and "DP release" not in runs[plain.name]

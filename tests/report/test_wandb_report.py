@@ -30,6 +30,7 @@ def test_wandb_report_run_holds_the_headline_table_and_every_gallery_image(tmp_p
     log = next(run_dir.glob("*.wandb")).read_bytes().decode("latin-1")
     assert len(set(re.findall(r"media/images/\w+/\d+\.png", log))) == 8
     assert "my_sweep" in log and "report" in log  # group and job type
+    assert list((run_dir / "files/media/images/plots").glob("utility_*.png"))  # the plot, as on the page
 
 
 def test_wandb_mode_is_offline_without_an_account(monkeypatch, tmp_path):
