@@ -6,6 +6,7 @@ chromedriver (where installed) and through DevTools on a pipe (Chromium alone).
 """
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,11 @@ def test_the_checks_see_a_broken_image_and_a_script_error(tmp_path, backend):
         assert browser.broken_images() == ["missing.png"]
         messages = [e["message"] for e in browser.console() if e.get("level") == "SEVERE"]
         assert any("missing.png" in m for m in messages) and any("undefined_function" in m for m in messages)
+
+
+def test_the_committed_reference_page_loads_cleanly():
+    page = Path(__file__).resolve().parents[2] / "results/reference/synthetic_example/report.html"
+    with launch() as browser:
+        browser.open(page)
+        assert browser.run("return document.images.length;") > 50 and browser.broken_images() == []
+        assert [e for e in browser.console() if e.get("level") == "SEVERE"] == []
