@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -27,23 +26,11 @@ import urllib.request
 from pathlib import Path
 from typing import Optional, Sequence
 
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
-CHROME_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               "--disable-dev-shm-usage")
+from benchmark.report.chromium import CHROME_ARGS, HeadlessPage, find_chromium
+
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # the W3C key of an element reference
 
-
-def find_chromium() -> tuple[Optional[str], Optional[str], str]:
-    """(browser, chromedriver or None, why not) from PATH; ``why not`` is "" when Chromium is there."""
-    browser = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
-    driver = shutil.which("chromedriver")
-    why = "" if browser else (f"no Chromium on PATH (looked for {', '.join(BROWSERS)}; "
-                              "Debian: apt-get install -y chromium chromium-driver)")
-    return browser, driver, why
-
-
-def launch(backend: Optional[str] = None, **kwargs) -> "Browser":
+def launch(backend: Optional[str] = None, **kwargs) -> HeadlessPage:
     """A headless browser: ``backend`` "chromedriver" or "pipe"; default chromedriver where installed."""
     _, driver, why = find_chromium()
     if why:
@@ -61,7 +48,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class Browser:
+class Browser(HeadlessPage):
     """One headless Chromium session: ``open``, ``run`` (JavaScript), ``click``, ``console``, ``screenshot``."""
 
     def __init__(self, width: int = 1400, height: int = 1000, timeout: float = 30.0):
@@ -132,10 +119,6 @@ class Browser:
                 continue
         return []
 
-    def broken_images(self) -> list[str]:
-        return self.run("return Array.from(document.images).filter(i => !(i.naturalWidth > 0))"
-                        ".map(i => i.getAttribute('src').slice(0, 120));")
-
     def screenshot(self, path: Path, full_page: bool = True, max_height: int = 6000) -> Path:
         """A PNG of the page (the whole page up to ``max_height`` px when ``full_page``)."""
         if full_page:
@@ -157,12 +140,6 @@ class Browser:
         except subprocess.TimeoutExpired:
             self.driver.kill()
         self.profile.cleanup()
-
-    def __enter__(self) -> "Browser":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

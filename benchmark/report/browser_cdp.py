@@ -2,9 +2,8 @@
 
 ``chromium --remote-debugging-pipe`` reads protocol commands (JSON, NUL-terminated) on its
 file descriptor 3 and writes replies and events on 4, so the standard library can drive
-it. Same interface as :class:`benchmark.report.browser.Browser` (``open``, ``run``,
-``click``, ``console``, ``broken_images``, ``screenshot``, ``close``); used where
-chromedriver is not installed.
+it. The interface of :class:`benchmark.report.chromium.HeadlessPage`, like the chromedriver
+one (:mod:`benchmark.report.browser`); used where chromedriver is not installed.
 """
 
 from __future__ import annotations
@@ -20,13 +19,13 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from benchmark.report.browser import BROWSERS, CHROME_ARGS, Browser
+from benchmark.report.chromium import BROWSERS, CHROME_ARGS, HeadlessPage
 
 
-class PipeBrowser(Browser):
+class PipeBrowser(HeadlessPage):
     """One headless Chromium page driven over ``--remote-debugging-pipe``."""
 
-    def __init__(self, width: int = 1400, height: int = 1000, timeout: float = 30.0):  # not Browser's: no driver
+    def __init__(self, width: int = 1400, height: int = 1000, timeout: float = 30.0):
         binary = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
         if binary is None:
             raise FileNotFoundError(f"no Chromium on PATH (looked for {', '.join(BROWSERS)})")
