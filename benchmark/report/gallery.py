@@ -28,6 +28,7 @@ from benchmark.report.runs import read_index
 from benchmark.report.sweep import Job, Row
 from benchmark.utils.io import atomic_write_bytes
 
+INDEX_IDENTITY = ("file", "index", "prompt_index", "seed", "text", "original", "memorized")
 THUMB_PX = 128  # shown at 64-96 px: twice that is enough on a high-DPI screen
 ASSETS_DIR = "report_assets"
 
@@ -137,7 +138,12 @@ def build_gallery(rows: Sequence[Row], linker: ImageLinker, per_prompt: int = 2,
                 continue
             taken[prompt] += 1
             text = str(item.get("text", ""))
-            columns.setdefault(key, str(item.get("original", text)))
-            entry.cells[key] = Cell(src, f"{text} (prompt {prompt}, seed {item.get('seed')})", path)
+            original = str(item.get("original", text))
+            columns.setdefault(key, f"[memorized] {original}" if item.get("memorized") else original)
+            # The guidance's per-image statistics (triggered, first_step_magnitude, ...) on hover.
+            stats = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                              for k, v in item.items() if k not in INDEX_IDENTITY)
+            title = f"{text} (prompt {prompt}, seed {item.get('seed')})" + (f"; {stats}" if stats else "")
+            entry.cells[key] = Cell(src, title, path)
     ordered = sorted(columns, key=lambda k: (_order(k[0]), _order(k[1])))
     return Gallery([(p, s, columns[(p, s)]) for p, s in ordered], gallery_rows, warnings)

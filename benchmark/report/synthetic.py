@@ -96,7 +96,9 @@ def write_images(run_dir: Path, metrics: dict, images_per_job: int, images_per_p
         file = f"{index:05d}.png"
         atomic_write_bytes(folder / file, buf.getvalue())
         rows.append({"file": file, "index": index, "prompt_index": prompt_index, "seed": seed, "text": text,
-                     "original": text.replace(" in the style of <S*>", ""), "memorized": False,
+                     "original": text.replace(" in the style of <S*>", ""),
+                     # A memorization job's even prompts stand for memorized captions.
+                     "memorized": "eval/memorized_fraction_copied" in metrics and prompt_index % 2 == 0,
                      "first_step_magnitude": 1.0 + 0.01 * index})
     atomic_write_bytes(folder / "index.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
     return folder

@@ -55,6 +55,7 @@ def test_gallery_aligns_the_same_prompt_and_seed_across_rows(tmp_path):
             index = [json.loads(line) for line in (image.parent / "index.jsonl").read_text().splitlines()]
             item = next(r for r in index if r["file"] == image.name)
             assert f"p{item['prompt_index']} · s{item['seed']}" in col
+            assert img["title"].startswith(item["text"]) and "first_step_magnitude=" in img["title"]
 
 
 def test_every_link_and_image_stays_inside_the_folder_and_exists(tmp_path):
@@ -166,3 +167,10 @@ def test_runs_link_their_released_artifact_marked_dp_or_not(tmp_path):
     runs = {line.split("<code>")[1].split("</code>")[0]: line for line in html.splitlines() if "<li>seed" in line}
     assert "learned_embeds.safetensors" in runs[dp.name] and "DP release" in runs[dp.name]
     assert "not DP: private" in runs[plain.name] and "DP release" not in runs[plain.name]
+
+
+def test_gallery_marks_memorized_prompts(tmp_path):
+    make_synthetic_sweep(tmp_path, methods=(), seeds=(0,), mitigation={"prss": (0.1,)}, images_per_job=4)
+    _, paths = make_report(tmp_path, images_per_prompt=1)
+    head = [c["text"] for c in parse(paths["html"]).tables["gallery"][0][1:]]
+    assert len(head) == 2 and head[0].startswith("[memorized] a circle") and "[memorized]" not in head[1]
