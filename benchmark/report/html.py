@@ -99,11 +99,12 @@ def _table(summary: SweepSummary, metrics: Sequence[str]) -> list[str]:
                 cells.append('<td class="num" data-v=""></td>')
                 continue
             mean, std, _ = row.stats[m]
-            text = _number(mean) if math.isnan(std) else f"{_number(mean)} ± {std:.2g}"
+            # No "± 0" where every seed agrees (epsilon, delta): the seeds column says how many there are.
+            text = _number(mean) if math.isnan(std) or std == 0 else f"{_number(mean)} ± {std:.2g}"
             cls = "num best" if mean in best[m] else "num"
             value = "" if math.isnan(mean) else ("1e308" if mean == math.inf else repr(mean))
             cells.append(f'<td class="{cls}" data-v="{value}">{text}</td>')
-        cells.append(f'<td><a href="#runs-{i}">runs</a> · <a href="#gallery-{i}">images</a></td>')
+        cells.append(f'<td class="links"><a href="#runs-{i}">runs</a> · <a href="#gallery-{i}">images</a></td>')
         lines.append(f'<tr id="row-{i}">' + "".join(cells) + "</tr>")
     lines.append("</tbody></table></div>")
     return lines

@@ -11,6 +11,7 @@ table.metrics th[aria-sort="ascending"]::after { content: " \\25B2"; }
 table.metrics th[aria-sort="descending"]::after { content: " \\25BC"; }
 table.metrics td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.best { font-weight: bold; background: #e6f4e6; }
+td.links { white-space: nowrap; }
 td.best::before { content: "\\2605 "; color: #2a7a2a; }
 .unit { color: #666; font-weight: normal; font-size: 0.85em; }
 .badge { display: inline-block; font-size: 0.72em; padding: 0 4px; border-radius: 3px; margin-left: 2px;
