@@ -30,18 +30,18 @@ def test_report_numbers_equal_the_jobs_metrics(tmp_path):
     rows = _csv_rows(paths["csv"])
     assert len(rows) == 2 * 3 + 2 and summary.num_jobs == len(jobs)
     for row in rows:
-        knob = row["method.strength"]
-        mine = [j for j in jobs if j["method"] == row["method"] and j["privacy/target_epsilon"] == _eps(row["epsilon"])
-                and str(j.get("config/method/strength", "")) == knob]
+        knob = row["guidance.scale"]
+        mine = [j for j in jobs if j["method"] == row["method"] and j["guidance"] == row["guidance"]
+                and j["privacy/target_epsilon"] == _eps(row["epsilon"]) and str(j.get("config/guidance/scale", "")) == knob]
         assert sorted(row["seeds"].split()) == ["0", "1", "2"] and int(row["n_seeds"]) == 3
         for metric in ("eval/fid", "eval/clip_score", "eval/private_style_rate", "time/total_s"):
             values = [j[metric] for j in mine]
             assert float(row[f"{metric}_mean"]) == pytest.approx(statistics.fmean(values), rel=1e-12)
             assert float(row[f"{metric}_std"]) == pytest.approx(statistics.stdev(values), rel=1e-12)
     md = paths["md"].read_text()
-    assert "| gni | inf | 0.1 |" in md and "± " in md
+    assert "| none | gni | inf | 0.1 |" in md and "± " in md
     assert paths["utility"].stat().st_size > 0 and paths["memorization"].stat().st_size > 0
-    assert "method.strength" in summary.knob_columns
+    assert summary.knob_columns == ["guidance.scale"]  # the guidance's name is a column of its own, not a knob
 
 
 def test_knobs_key_rows_and_a_single_seed_has_no_std(tmp_path):
@@ -118,14 +118,27 @@ def test_memorization_metric_names_are_configurable(tmp_path):
 
 def test_report_of_a_100_job_sweep_renders_in_under_10_seconds(tmp_path):
     make_synthetic_sweep(tmp_path, methods=("dpagg_ti", "dpsgd_ti", "dpsgd_lora"), epsilons=(0.5, 1, 2, 4, 8, math.inf),
-                         seeds=(0, 1, 2, 3, 4), mitigation={"gni": (0.1, 0.2)})  # 90 + 10 jobs
+                         seeds=(0, 1, 2, 3, 4), mitigation={"gni": (0.1, 0.2)}, images_per_job=32)  # 90 + 10 jobs
     start = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "benchmark.report", str(tmp_path)], capture_output=True, text=True,
                          timeout=60)
     seconds = time.perf_counter() - start
     assert res.returncode == 0, res.stderr
-    assert "100 jobs" in res.stdout
+    assert "100 jobs" in res.stdout and (tmp_path / "report.html").stat().st_size > 0
     assert seconds <= 10, seconds
+
+
+def test_guidance_keys_rows_and_knobs_are_found_per_method_and_guidance(tmp_path):
+    jobs = [synthetic_metrics("none", math.inf, 0, {"guidance.lambda_ss": lam}, guidance="prss") for lam in (1, 2)]
+    jobs += [synthetic_metrics("none", math.inf, 0, {"guidance.k": 4}, guidance="rna"),
+             synthetic_metrics("none", math.inf, 0, guidance="none")]
+    for num, job in enumerate(jobs):
+        write_job(tmp_path, num, job)
+    rows = summarize(tmp_path).rows
+    assert [(r.method, r.guidance, r.knobs) for r in rows] == [
+        ("none", "none", {}), ("none", "prss", {"guidance.lambda_ss": 1}), ("none", "prss", {"guidance.lambda_ss": 2}),
+        ("none", "rna", {})]  # rna's k does not vary between its own jobs: not a knob
+    assert rows[1].label == "none + prss (guidance.lambda_ss=1)" and rows[0].label == "none"
 
 
 def test_main_table_columns_and_directions_come_from_the_metric_declarations(tmp_path):
@@ -157,3 +170,19 @@ def test_every_metric_name_the_report_defaults_to_is_declared():
 
     names = [*DEFAULT_UTILITY_METRICS, *DEFAULT_MEMORIZATION_METRICS, *DEFAULT_ALIGNMENT_METRIC.split(",")]
     assert not [n for n in names if n not in declared_keys()]
+
+
+def test_a_sweep_over_the_private_set_size_gets_the_n_axis_plot(tmp_path):
+    num = 0
+    for n in (8, 16, 32):
+        for seed in (0, 1):
+            write_job(tmp_path, num, synthetic_metrics("dpagg_ti", 4.0, seed, {"dataset.world.num_adapt": n}))
+            num += 1
+    summary, paths = make_report(tmp_path)
+    assert summary.knob_columns == ["dataset.world.num_adapt"] and len(summary.rows) == 3
+    assert paths["n"].name == "utility_vs_n.png" and paths["n"].stat().st_size > 0
+    assert 'src="utility_vs_n.png"' in paths["html"].read_text()
+    # Without a size axis the plot is skipped, and the report says why.
+    write_job(tmp_path / "other", 0, synthetic_metrics("dpagg_ti", 4.0, 0))
+    _, paths = make_report(tmp_path / "other")
+    assert "n" not in paths and "does not vary the adaptation set's size" in paths["md"].read_text()

@@ -3,7 +3,7 @@
 - ``utility_vs_epsilon.png``: one panel per utility metric, one line per method (and
   knob setting), mean ± std over seeds; epsilon on a log axis, ``inf`` (non-private)
   drawn at a marked position right of the largest finite epsilon.
-- ``memorization_vs_alignment.png``: per method that reports the memorization metric,
+- ``memorization_vs_alignment.png``: per (method, guidance) that reports the memorization metric,
   its points (one per knob setting / epsilon) in the plane CLIP score x memorization:
   the privacy-utility curve of a mitigation method.
 A plot whose metrics no row has is skipped; the returned note says why.
@@ -43,7 +43,7 @@ def _save(fig, path: Path) -> Path:
 def _series(rows: Sequence[Row], split_by_knobs: bool = True) -> dict[str, list[Row]]:
     series: dict[str, list[Row]] = {}
     for row in rows:
-        series.setdefault(row.label if split_by_knobs else row.method, []).append(row)
+        series.setdefault(row.label if split_by_knobs else row.name, []).append(row)
     return series
 
 
@@ -116,9 +116,58 @@ def plot_memorization_vs_alignment(summary: SweepSummary, path: Path,
                 ax.annotate(knob, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel(f"{alignment} (higher: better prompt alignment)")
     ax.set_ylabel(f"{metric} (lower: less memorization)")
-    ax.set_title("memorization vs prompt alignment per mitigation method", fontsize=9)
+    ax.set_title("memorization vs prompt alignment per guidance (mitigation) method", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     _save(fig, path)
     plt.close(fig)
     return path, f"memorization vs alignment: `{path.name}` ({metric} vs {alignment})"
+
+
+# Config keys that are the size of the private adaptation set (the "n axis" of a sweep).
+N_AXIS_SUFFIXES = ("num_adapt", "max_adapt_images", "num_private")
+
+
+def n_axis(summary: SweepSummary) -> Optional[str]:
+    """The knob column that is the adaptation set's size, when the sweep varies it numerically."""
+    for knob in summary.knob_columns:
+        values = {r.knobs.get(knob) for r in summary.rows}
+        if knob.endswith(N_AXIS_SUFFIXES) and len(values) > 1 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            return knob
+    return None
+
+
+def plot_utility_vs_n(summary: SweepSummary, path: Path,
+                      metrics: Sequence[str] = DEFAULT_UTILITY_METRICS) -> tuple[Optional[Path], str]:
+    """``utility_vs_n.png``: each utility metric against the adaptation set's size, per method and epsilon."""
+    knob = n_axis(summary)
+    if knob is None:
+        return None, "utility vs n: skipped, the sweep does not vary the adaptation set's size"
+    present = [m for m in metrics if any(m in r.stats and knob in r.knobs for r in summary.rows)]
+    if not present:
+        return None, f"utility vs n: skipped, no row with {knob} has any of {', '.join(metrics)}"
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(present), figsize=(4.2 * len(present), 3.6), squeeze=False)
+    series: dict[str, list[Row]] = {}
+    for row in summary.rows:
+        if knob in row.knobs:
+            others = ", ".join(f"{k}={v}" for k, v in row.knobs.items() if k != knob)
+            eps = "∞" if math.isinf(row.epsilon) else f"{row.epsilon:g}"
+            series.setdefault(f"{row.name} ε={eps}" + (f" ({others})" if others else ""), []).append(row)
+    for ax, metric in zip(axes[0], present):
+        for label, rows in series.items():
+            pts = sorted((float(r.knobs[knob]), r.mean(metric), r.std(metric)) for r in rows if metric in r.stats)
+            if pts:
+                xs, ys, es = zip(*pts)
+                ax.errorbar(xs, ys, yerr=[0.0 if math.isnan(e) else e for e in es], marker="o", capsize=3,
+                            label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"n ({knob})")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.suptitle("utility vs size of the private set (mean ± std over seeds)", fontsize=10)
+    _save(fig, path)
+    plt.close(fig)
+    return path, f"utility vs n: `{path.name}` ({knob}; {', '.join(present)})"

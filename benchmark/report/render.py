@@ -29,11 +29,11 @@ def column_header(metric: str) -> str:
     return metric + ARROWS[key.higher_is_better if key else None]
 
 
-def _epsilon_text(eps: float) -> str:
+def epsilon_text(eps: float) -> str:
     return "inf" if math.isinf(eps) else f"{eps:g}"
 
 
-def _value_text(value) -> str:
+def value_text(value) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
@@ -42,15 +42,15 @@ def _value_text(value) -> str:
 
 
 def to_csv(summary: SweepSummary) -> str:
-    """One row per (method, epsilon, knobs): ``<metric>_mean``, ``<metric>_std`` (full precision)."""
+    """One row per (method, guidance, epsilon, knobs): ``<metric>_mean``, ``<metric>_std`` (full precision)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    header = ["method", "epsilon", *summary.knob_columns, "n_seeds", "seeds"]
+    header = ["method", "guidance", "epsilon", *summary.knob_columns, "n_seeds", "seeds"]
     for metric in summary.metrics:
         header += [f"{metric}_mean", f"{metric}_std"]
     writer.writerow(header)
     for row in summary.rows:
-        line = [row.method, _epsilon_text(row.epsilon), *[_value_text(row.knobs.get(k)) for k in summary.knob_columns],
+        line = [row.method, row.guidance, epsilon_text(row.epsilon), *[value_text(row.knobs.get(k)) for k in summary.knob_columns],
                 len(row.jobs), " ".join(str(s) for s in row.seeds)]
         for metric in summary.metrics:
             if metric in row.stats:
@@ -70,10 +70,10 @@ def _cell(row: Row, metric: str) -> str:
 
 
 def _table(summary: SweepSummary, metrics: Sequence[str]) -> list[str]:
-    head = ["method", "epsilon", *summary.knob_columns, "seeds", *map(column_header, metrics)]
+    head = ["method", "guidance", "epsilon", *summary.knob_columns, "seeds", *map(column_header, metrics)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in summary.rows:
-        cells = [row.method, _epsilon_text(row.epsilon), *[_value_text(row.knobs.get(k)) for k in summary.knob_columns],
+        cells = [row.method, row.guidance, epsilon_text(row.epsilon), *[value_text(row.knobs.get(k)) for k in summary.knob_columns],
                  ",".join(str(s) for s in row.seeds), *[_cell(row, m) for m in metrics]]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -83,7 +83,7 @@ def to_markdown(summary: SweepSummary, headline: Sequence[str] | None = None, no
     """The main metrics table (``headline``, default :func:`default_columns`), then every
     metric (mean ± std over seeds; ↑/↓: the declared better direction), then what was skipped."""
     out = [f"# Sweep summary: `{summary.sweep_dir}`", "",
-           f"{summary.num_jobs} finished jobs in {len(summary.rows)} rows (method x epsilon"
+           f"{summary.num_jobs} finished jobs in {len(summary.rows)} rows (method x guidance x epsilon"
            f"{' x ' + ' x '.join(summary.knob_columns) if summary.knob_columns else ''}); "
            "cells are mean ± std over seeds (sample std; a single seed shows the value alone).", ""]
     if not summary.rows:

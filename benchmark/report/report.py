@@ -1,22 +1,24 @@
-"""``python -m benchmark.report <sweep dir>``: summary.md, summary.csv and the plots.
+"""``python -m benchmark.report <sweep dir>``: report.html, summary.md, summary.csv and the plots.
 
-Writes into the sweep directory (or ``--out``): ``summary.md``, ``summary.csv`` (one row
-per method x epsilon [x knobs], mean and std over seeds of every metric),
+Writes into the sweep directory (or ``--out``): ``report.html`` (the page researchers
+look at: sortable headline table, plots, gallery, runs, jobs without a result;
+:mod:`benchmark.report.html`), ``summary.md``, ``summary.csv`` (one row per method x
+guidance x epsilon [x knobs], mean and std over seeds of every metric),
 ``utility_vs_epsilon.png`` and, when the runs report memorization,
 ``memorization_vs_alignment.png``. The main table's columns are the declared metrics
 (benchmark/metrics/catalog.py) the runs report, marked ↑/↓ by their better direction,
 memorization columns (copying, per-group CLIP score, detection AUC, trigger rates)
 included. Files are written atomically. Corrupt or missing results are skipped with a
 warning naming them; the report never stops on them.
-With ``--wandb`` and W&B online (an account configured), the summary table is also
-logged to a W&B run of job type ``report`` in the sweep's group.
+With ``--wandb`` the summary table and the gallery are also logged to a W&B run of job
+type ``report`` in the sweep's group (:mod:`benchmark.report.wandb_report`; offline, into
+``<out>/wandb``, when there is no account or ``WANDB_MODE=offline``).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,8 +26,11 @@ from typing import Optional, Sequence
 
 from benchmark.report.plots import (DEFAULT_ALIGNMENT_METRIC, DEFAULT_MEMORIZATION_METRICS,
                                     DEFAULT_UTILITY_METRICS, plot_memorization_vs_alignment,
-                                    plot_utility_vs_epsilon)
+                                    plot_utility_vs_epsilon, plot_utility_vs_n)
+from benchmark.report.gallery import ImageLinker, build_gallery
+from benchmark.report.html import render_html, write_html
 from benchmark.report.render import default_columns, to_csv, to_markdown, write_text
+from benchmark.report.runs import problems as find_problems
 from benchmark.report.sweep import SweepSummary, summarize
 
 log = logging.getLogger(__name__)
@@ -35,8 +40,15 @@ def make_report(sweep_dir: Path, out: Optional[Path] = None, by: Optional[Sequen
                 replicates: Optional[Sequence[str]] = None,
                 utility_metrics: Sequence[str] = DEFAULT_UTILITY_METRICS,
                 memorization_metrics: Sequence[str] = DEFAULT_MEMORIZATION_METRICS,
-                alignment_metric: str = DEFAULT_ALIGNMENT_METRIC) -> tuple[SweepSummary, dict[str, Path]]:
-    """Summarize ``sweep_dir`` and write the report files; returns the summary and the paths."""
+                alignment_metric: str = DEFAULT_ALIGNMENT_METRIC, images_per_prompt: int = 2,
+                max_prompts: int = 12, embed_images: Optional[bool] = None,
+                wandb_group: Optional[str] = None) -> tuple[SweepSummary, dict[str, Path]]:
+    """Summarize ``sweep_dir`` and write the report files; returns the summary and the paths.
+
+    ``embed_images``: embed the gallery's images as data URIs (default: only when they lie
+    outside ``out``, so the written folder is self-contained either way). ``wandb_group``:
+    also log the table and the gallery to a W&B report run in that group.
+    """
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"sweep directory {sweep_dir} does not exist")
@@ -53,6 +65,7 @@ def make_report(sweep_dir: Path, out: Optional[Path] = None, by: Optional[Sequen
             "utility": plot_utility_vs_epsilon(summary, out / "utility_vs_epsilon.png", utility_metrics),
             "memorization": plot_memorization_vs_alignment(summary, out / "memorization_vs_alignment.png",
                                                            memorization_metrics, alignment_metric),
+            "n": plot_utility_vs_n(summary, out / "utility_vs_n.png", utility_metrics),
         }.items():
             notes.append(note)
             if path is not None:
@@ -62,27 +75,35 @@ def make_report(sweep_dir: Path, out: Optional[Path] = None, by: Optional[Sequen
     headline = [*main, *[m for m in utility_metrics if m not in main]]
     paths["csv"] = write_text(out / "summary.csv", to_csv(summary))
     paths["md"] = write_text(out / "summary.md", to_markdown(summary, headline, notes))
+    if embed_images is None:  # images outside the report's folder would not travel with it
+        embed_images = not sweep_dir.resolve().is_relative_to(out.resolve())
+    linker = ImageLinker(out, embed_images)
+    gallery = build_gallery(summary.rows, linker, images_per_prompt, max_prompts)
+    problems = find_problems(sweep_dir, [job for row in summary.rows for job in row.jobs])
+    plots = {name: paths[name] for name in ("utility", "memorization", "n") if name in paths}
+    paths["html"] = write_html(out / "report.html",
+                               render_html(summary, headline, plots, notes, gallery, problems, out))
+    if wandb_group is not None:
+        from benchmark.report.wandb_report import log_report
+
+        run_dir = log_report(summary, headline, gallery, wandb_group, out, plots)
+        if run_dir is not None:
+            paths["wandb"] = run_dir
     return summary, paths
 
 
-def log_to_wandb(summary: SweepSummary, group: str, project: str = "dp-diffusion-bench") -> bool:
-    """The summary table as a W&B run (job type ``report``) in ``group``; only when online."""
-    has_account = os.environ.get("WANDB_API_KEY") or Path.home().joinpath(".netrc").exists()
-    if os.environ.get("WANDB_MODE", "online") != "online" or not has_account:
-        log.info("W&B is not online: the report is in the files only")
-        return False
-    import csv
-    import io
+def sweep_group(sweep_dir: Path) -> str:
+    """The W&B group the sweep's jobs logged to (``config/group`` of a metrics.json), else the folder's name."""
+    import json
 
-    import wandb
-
-    rows = list(csv.reader(io.StringIO(to_csv(summary))))
-    run = wandb.init(project=project, group=group, job_type="report", name=f"report-{group}")
-    try:
-        run.log({"summary": wandb.Table(columns=rows[0], data=rows[1:])})
-    finally:
-        wandb.finish()
-    return True
+    for path in sorted(Path(sweep_dir).glob("*/metrics.json"))[:20]:
+        try:
+            group = json.loads(path.read_text()).get("config/group")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if group:
+            return str(group)
+    return Path(sweep_dir).resolve().name
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -100,23 +121,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="the first one the runs report is plotted")
     parser.add_argument("--alignment-metric", default=DEFAULT_ALIGNMENT_METRIC,
                         help="x axis of the memorization plot; comma-separated: the first one the runs report")
-    parser.add_argument("--wandb", action="store_true", help="also log the table to W&B when online")
-    parser.add_argument("--group", default=None, help="W&B group (default: the sweep directory's name)")
+    parser.add_argument("--images-per-prompt", type=int, default=2, help="gallery: images of each prompt per row")
+    parser.add_argument("--max-prompts", type=int, default=12, help="gallery: prompts shown per row")
+    parser.add_argument("--embed-images", action="store_true",
+                        help="embed the gallery's images in report.html (default: only when they lie outside --out)")
+    parser.add_argument("--wandb", action="store_true",
+                        help="also log the table and gallery to a W&B report run (offline without an account)")
+    parser.add_argument("--group", default=None,
+                        help="W&B group (default: the runs' config group, else the sweep directory's name)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     start = time.perf_counter()
     split = lambda text: [t for t in text.split(",") if t]  # noqa: E731
+    group = (args.group or sweep_group(args.sweep_dir)) if args.wandb else None
     try:
         summary, paths = make_report(args.sweep_dir, args.out, split(args.by) if args.by is not None else None,
                                      split(args.replicates), split(args.utility_metrics), split(args.memorization_metrics),
-                                     args.alignment_metric)
+                                     args.alignment_metric, args.images_per_prompt, args.max_prompts,
+                                     True if args.embed_images else None, group)
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for message in summary.skipped:
         print(f"warning: skipped {message}", file=sys.stderr)
-    if args.wandb:
-        log_to_wandb(summary, args.group or args.sweep_dir.resolve().name)
     print(f"{summary.num_jobs} jobs, {len(summary.rows)} rows in {time.perf_counter() - start:.2f} s")
     for path in paths.values():
         print(f"wrote {path}")

@@ -1,9 +1,9 @@
-"""A sweep directory -> one row per (method, epsilon, knobs): mean and std over seeds.
+"""A sweep directory -> one row per (method, guidance, epsilon, knobs): mean and std over seeds.
 
 Method-agnostic: every job is read from its own ``metrics.json`` (flat: metrics, plus the
 resolved config under ``config/...``). A row is keyed by the method, the target epsilon
-and the method's *knobs*: the config keys that vary between that method's jobs of the
-same seed (e.g. ``method.strength`` of a mitigation method, ``method.bound``), so any
+the guidance method and their *knobs*: the config keys that vary between that
+(method, guidance)'s jobs of the same seed (e.g. ``method.strength`` of a mitigation method, ``method.bound``), so any
 sweep axis besides the seed becomes a column without the report knowing the method.
 Every numeric metric is averaged over the seeds of its row (sample std, ``nan`` for a
 single seed).
@@ -31,7 +31,7 @@ IGNORED_CONFIG_PREFIXES = (
     "config/seed", "config/group", "config/rerun", "config/gpu_pool", "config/strength/",
     "config/privacy/epsilon",
     "config/logger/", "config/strategy/", "config/method/cache_dir", "config/method/_target_",
-    "config/method/name",
+    "config/method/name", "config/guidance/name", "config/guidance/_target_",
 )
 # Non-numeric or per-job bookkeeping: not averaged.
 NOT_METRICS = ("seed",)
@@ -65,6 +65,15 @@ class Job:
         return str(self.metrics.get("method", "?"))
 
     @property
+    def guidance(self) -> str:
+        """The guidance method ("none": plain CFG, also for records older than the guidance family)."""
+        return str(self.metrics.get("guidance", self.metrics.get("config/guidance/name", "none")))
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path.parent
+
+    @property
     def epsilon(self) -> float:
         for key in ("privacy/target_epsilon", "config/privacy/epsilon", "privacy/epsilon"):
             value = _number(self.metrics.get(key))
@@ -83,6 +92,7 @@ class Job:
 @dataclass
 class Row:
     method: str
+    guidance: str
     epsilon: float
     knobs: dict  # display key -> value
     jobs: list[Job] = field(default_factory=list)
@@ -101,7 +111,12 @@ class Row:
     @property
     def label(self) -> str:
         knobs = ", ".join(f"{k}={v}" for k, v in self.knobs.items())
-        return f"{self.method} ({knobs})" if knobs else self.method
+        return f"{self.name} ({knobs})" if knobs else self.name
+
+    @property
+    def name(self) -> str:
+        """The method, and the guidance when it is not plain CFG: ``none + prss``."""
+        return self.method if self.guidance == "none" else f"{self.method} + {self.guidance}"
 
 
 @dataclass
@@ -138,12 +153,12 @@ def _display(key: str) -> str:
     return key.removeprefix("config/").replace("/", ".")
 
 
-def find_knobs(jobs: Sequence[Job]) -> dict[str, list[str]]:
-    """Per method, the config keys that vary between its jobs of the same seed."""
-    knobs: dict[str, list[str]] = {}
-    by_method: dict[str, list[Job]] = {}
+def find_knobs(jobs: Sequence[Job]) -> dict[tuple[str, str], list[str]]:
+    """Per (method, guidance), the config keys that vary between its jobs of the same seed."""
+    knobs: dict[tuple[str, str], list[str]] = {}
+    by_method: dict[tuple[str, str], list[Job]] = {}
     for job in jobs:
-        by_method.setdefault(job.method, []).append(job)
+        by_method.setdefault((job.method, job.guidance), []).append(job)
     for method, group in by_method.items():
         keys = sorted({k for job in group for k in job.metrics if k.startswith("config/")
                        and not k.startswith(IGNORED_CONFIG_PREFIXES) and k not in job.replicate_keys})
@@ -179,19 +194,20 @@ def summarize(sweep_dir: Path, by: Optional[Sequence[str]] = None,
             job.replicate_keys = tuple(config_key(k) for k in replicates)
     if by is not None:
         wanted = [config_key(k) for k in by]
-        knobs = {job.method: wanted for job in jobs}
+        knobs = {(job.method, job.guidance): wanted for job in jobs}
     else:
         knobs = find_knobs(jobs)
     rows: dict[tuple, Row] = {}
     seen: dict[tuple, Job] = {}
     for job in sorted(jobs, key=lambda j: j.path.stat().st_mtime):
-        values = {_display(k): job.metrics.get(k) for k in knobs.get(job.method, [])}
-        key = (job.method, job.epsilon, json.dumps(values, sort_keys=True, default=str))
-        row = rows.setdefault(key, Row(job.method, job.epsilon, values))
+        values = {_display(k): job.metrics.get(k) for k in knobs.get((job.method, job.guidance), [])}
+        key = (job.method, job.guidance, job.epsilon, json.dumps(values, sort_keys=True, default=str))
+        row = rows.setdefault(key, Row(job.method, job.guidance, job.epsilon, values))
         job_key = (*key, str(job.seed))
         if job_key in seen:  # the newer file (later in mtime order) replaces the older one
             older = seen[job_key]
-            skipped.append(f"{older.path}: the same job (method {job.method}, epsilon {job.epsilon:g}, "
+            skipped.append(f"{older.path}: the same job (method {job.method}, guidance {job.guidance}, "
+                           f"epsilon {job.epsilon:g}, "
                            f"seed {job.seed}) as {job.path}; counted once, the newer")
             log.warning("skipping %s", skipped[-1])
             row.jobs.remove(older)
@@ -216,7 +232,7 @@ def summarize(sweep_dir: Path, by: Optional[Sequence[str]] = None,
             row.stats[k] = (mean, std, len(vs))
         metric_names.update(values)
     knob_columns = sorted({k for row in rows.values() for k in row.knobs})
-    ordered = sorted(rows.values(), key=lambda r: (r.method, [_sort_value(r.knobs.get(k)) for k in knob_columns],
+    ordered = sorted(rows.values(), key=lambda r: (r.method, r.guidance, [_sort_value(r.knobs.get(k)) for k in knob_columns],
                                                    r.epsilon))
     metrics = sorted(metric_names, key=lambda m: (_metric_rank(m), m))
     return SweepSummary(sweep_dir, ordered, knob_columns, metrics, skipped, sum(len(r.jobs) for r in ordered))
