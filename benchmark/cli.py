@@ -68,14 +68,21 @@ def _runs_at_budget(cfg: DictConfig) -> bool:
         return True  # run() reports the bad value with its key
 
 
+def _skip(output_dir: Path, reason: str) -> None:
+    """Say once why the job has nothing to run, and leave ``skipped.json`` for the report."""
+    from benchmark.utils.io import atomic_write_json
+
+    atomic_write_json(output_dir / "skipped.json", {"reason": reason})
+    print(f"skipped ({reason}): {output_dir}")
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
     nothing_to_run = missing_preset(cfg)
     if nothing_to_run:  # before importing the pipeline: a skipped point costs nothing
-        print(f"skipped ({nothing_to_run}): {output_dir}")
-        return
+        return _skip(output_dir, nothing_to_run)
     from benchmark.resume import finished_metrics
     from benchmark.run import run
 
@@ -85,9 +92,8 @@ def main(cfg: DictConfig) -> None:
     if hydra_cfg.mode == RunMode.MULTIRUN and not _runs_at_budget(cfg):
         # A sweep such as method=dpsgd_ti,ti privacy.epsilon=1,inf: the non-private method
         # has one point, at epsilon=inf. A single run with a finite epsilon is still an error.
-        print(f"skipped (method {cfg.method.name} is not differentially private; it runs only at "
-              f"privacy.epsilon=inf, not {cfg.privacy.epsilon}): {output_dir}")
-        return
+        return _skip(output_dir, f"method {cfg.method.name} is not differentially private; it runs only at "
+                                 f"privacy.epsilon=inf, not {cfg.privacy.epsilon}")
     done = None if cfg.get("rerun", False) else finished_metrics(output_dir, cfg)
     if done is not None:
         log.info("skipped: %s already has the results of this config (hash %s); rerun=true runs it again",

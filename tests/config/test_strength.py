@@ -1,5 +1,6 @@
 """Strength presets: the knob a sweep point used is in its composed config (and .hydra/)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,7 @@ def test_the_cli_skips_an_undefined_pair_at_once_and_records_nothing(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.startswith("skipped (guidance none has no strength preset 'strong'")
     assert not (out / "metrics.json").exists()
+    assert "no strength preset" in json.loads((out / "skipped.json").read_text())["reason"]  # for the report
     # What Hydra recorded for the job is the composed config, strength included.
     recorded = yaml.safe_load((out / ".hydra" / "config.yaml").read_text())
     assert recorded["strength"] == {"name": "strong", "preset": None}
