@@ -98,7 +98,7 @@ def _stages(cfg: DictConfig, run_cfg: RunConfig, method: AdaptationMethod, guida
     device = distributed.rank_device(run_cfg.strategy)
     timings: dict[str, float] = {}
     with timed(timings, "load"):
-        backbone = load_backbone(run_cfg.model)
+        backbone = load_backbone(run_cfg.model, device)  # the one place the backbone is put on the device
         data = load_dataset(run_cfg.dataset, run_cfg.model.resolution)
     evaluator = Evaluator(run_cfg.model, run_cfg.eval, backbone.world_dir, run_cfg.seed, device)
     stages = job_stages(method, guidance, backbone.world_dir is not None)

@@ -168,10 +168,13 @@ def clip_processor(tokenizer):
 
 
 def build_sd_shaped(out: Path, variant: str = "sd15", reduced: bool = False, seed: int = 0,
-                    with_clip: bool = True, dtype: torch.dtype = torch.float32) -> Path:
+                    with_clip: bool = True, dtype: torch.dtype = torch.float32,
+                    init_device: Optional[torch.device | str] = None) -> Path:
     """Write a random-weight SD-layout model to ``out`` (diffusers layout) and return ``out``.
 
     ``out/clip`` holds the CLIP score's model (``model.clip_model=<out>/clip``).
+    ``init_device="cuda"`` draws the random weights on the GPU: the full-size UNet's
+    initialisation takes tens of seconds on a CPU (the GPU check's time budget).
     """
     from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -180,10 +183,12 @@ def build_sd_shaped(out: Path, variant: str = "sd15", reduced: bool = False, see
         raise ValueError(f"variant {variant!r}: choose one of {', '.join(TEXT)}")
     torch.manual_seed(seed)
     tokenizer = build_tokenizer(variant)
-    text_encoder = CLIPTextModel(CLIPTextConfig(**text_config(variant, reduced)))
-    width = text_encoder.config.hidden_size
-    unet = UNet2DConditionModel(**unet_config(variant, reduced, width))
-    vae = AutoencoderKL(**vae_config(variant, reduced))
+    with torch.device(init_device or "cpu"):
+        text_encoder = CLIPTextModel(CLIPTextConfig(**text_config(variant, reduced)))
+        width = text_encoder.config.hidden_size
+        unet = UNet2DConditionModel(**unet_config(variant, reduced, width))
+        vae = AutoencoderKL(**vae_config(variant, reduced))
+        clip = build_clip_model(reduced) if with_clip else None
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                    scheduler=scheduler(variant), safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)
@@ -192,7 +197,7 @@ def build_sd_shaped(out: Path, variant: str = "sd15", reduced: bool = False, see
         pipe.to(dtype=dtype)
     pipe.save_pretrained(out, safe_serialization=True)
     if with_clip:
-        build_clip_model(reduced).to(dtype=dtype).save_pretrained(out / "clip", safe_serialization=True)
+        clip.to(dtype=dtype).save_pretrained(out / "clip", safe_serialization=True)
         clip_processor(build_tokenizer("sd15")).save_pretrained(out / "clip")
     (out / "sd_shaped.json").write_text(json.dumps(
         {"variant": variant, "reduced": reduced, "seed": seed, "weights": "random",
