@@ -152,6 +152,15 @@ def run_job(name: str, overrides: list[str], out: Path, device) -> dict:
     return metrics
 
 
+def _strict(value):
+    """Plain JSON: inf/nan (a non-private epsilon) as strings, as metrics.json writes them."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return str(value)
+    return value
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu (a dry run of the same code)")
@@ -246,7 +255,7 @@ def main(argv=None) -> int:
     print(f"  DP-SGD TI step / plain step:   {report['dpsgd_ti_step_ratio']:.2f}x")
     print(f"  peak GPU memory:               {report['peak_gpu_mb'] or 0:.0f} MiB")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    args.out.write_text(json.dumps(_strict(report), indent=1) + "\n")
     print(f"  written: {args.out}")
     return 0
 
