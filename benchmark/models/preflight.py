@@ -6,7 +6,8 @@ adaptation and sampling, as a hub error or ``LinAlgError: ... sqrtm: -102``. Eac
 reads only file names and configs (no weights) and raises :class:`PreflightError` naming
 the key and the file.
 
-    preflight(run_cfg.model, run_cfg.eval, data, backbone.world_dir)   # in run.py, after loading
+    # in run.py, after loading (a learning method's name, so an image-less dataset is refused):
+    preflight(run_cfg.model, run_cfg.eval, data, backbone.world_dir, method.name if method.learns else None)
 """
 
 from __future__ import annotations
@@ -79,9 +80,23 @@ def check_fidelity(eval_cfg: EvalConfig, heldout_images: int) -> None:
         raise PreflightError(f"eval.kid_subset_size={eval_cfg.kid_subset_size}: KID needs subsets of at least 2")
 
 
-def preflight(model: ModelConfig, eval_cfg: EvalConfig, data, world_dir: Optional[Path]) -> None:
-    """Every check that applies to the metrics ``eval.metrics`` lists."""
+def check_images(data, metrics: set, learning_method: Optional[str]) -> None:
+    """A prompt-only dataset (Wen et al.'s file without ``gt_images/``) serves guidance and detection only."""
+    if len(data.adapt):
+        return
+    where = f"dataset '{data.name}' has no images (no gt_images/<index>/ beside its prompt file)"
+    if learning_method:
+        raise PreflightError(f"method={learning_method} learns from the adaptation images, but {where}")
+    if "memorization" in metrics or "fidelity" in metrics:
+        raise PreflightError(f"{where}: copy metrics and FID/KID need ground-truth images; run with "
+                             "eval.metrics=[clip_score,detection,trigger]")
+
+
+def preflight(model: ModelConfig, eval_cfg: EvalConfig, data, world_dir: Optional[Path],
+              learning_method: Optional[str] = None) -> None:
+    """Every check that applies to the metrics ``eval.metrics`` lists (and to a method that learns)."""
     metrics = set(eval_cfg.metrics)
+    check_images(data, metrics, learning_method)
     uses_clip = bool(metrics & set(CLIP_METRICS)) or ("fidelity" in metrics and not model.inception)
     if uses_clip and world_dir is None:  # the world's own CLIP ships in its folder
         check_clip(model.clip_model)

@@ -16,8 +16,8 @@ def _cfg(*overrides: str):
     return validate_config(compose(["logger=none", *overrides]))
 
 
-def _data(heldout: int):
-    return SimpleNamespace(heldout=[0] * heldout)
+def _data(heldout: int, adapt: int = 4):
+    return SimpleNamespace(name="d", heldout=[0] * heldout, adapt=[0] * adapt)
 
 
 def test_built_clip_folder_passes(sd15_reduced):
@@ -71,3 +71,13 @@ def test_preflight_checks_only_what_the_metrics_use(tmp_path):
         preflight(fid.model, fid.eval, _data(4), None)
     world = _cfg("eval.metrics=[clip_score,fidelity]")
     preflight(world.model, world.eval, _data(4), tmp_path)  # the world's own CLIP: not checked here
+
+
+def test_prompt_only_dataset_serves_guidance_and_detection_only():
+    run = _cfg("model=sd15", "eval=memorization", "eval.metrics=[detection,trigger]")
+    preflight(run.model, run.eval, _data(0, adapt=0), None)
+    with pytest.raises(PreflightError, match="method=ti learns from the adaptation images"):
+        preflight(run.model, run.eval, _data(0, adapt=0), None, "ti")
+    mem = _cfg("model=sd15", "eval=memorization", "eval.metrics=[memorization]")
+    with pytest.raises(PreflightError, match=r"eval.metrics=\[clip_score,detection,trigger\]"):
+        preflight(mem.model, mem.eval, _data(0, adapt=0), None)
