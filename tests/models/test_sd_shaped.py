@@ -110,3 +110,23 @@ def test_the_backbone_goes_to_the_device_it_is_given(sd15_reduced):
     bb = load_backbone(_sd15(sd15_reduced), device=torch.device("meta"))
     for module in (bb.text_encoder, bb.unet, bb.vae):
         assert {p.device.type for p in module.parameters()} == {"meta"}
+
+
+@pytest.mark.parametrize("variant,text,unet", [("sd15", 123_060_480, 859_520_964), ("sd21", 340_387_840, 865_910_724)])
+def test_full_size_parameter_counts_match_the_released_checkpoints(variant, text, unet):
+    """Built on the meta device (no memory): every count equals that of the released weights."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from benchmark.models.sd_shaped import build_clip_model
+
+    def count(module):
+        return sum(p.numel() for p in module.parameters())
+
+    with torch.device("meta"):
+        encoder = CLIPTextModel(CLIPTextConfig(**text_config(variant, False)))
+        assert count(encoder) == text
+        assert count(UNet2DConditionModel(**unet_config(variant, False, encoder.config.hidden_size))) == unet
+        assert count(AutoencoderKL(**vae_config(variant, False))) == 83_653_863
+        if variant == "sd15":
+            assert count(build_clip_model(False)) == 427_616_513  # openai/clip-vit-large-patch14
