@@ -114,20 +114,24 @@ def sampler_vs_diffusers(folder: Path, device, dtype, resolution: int, batch: in
         _sync(device)
         return out
 
-    ours(), theirs()  # warm-up (kernels, allocator)
+    # Warm-up (kernels, allocator), and a fairness check: same model, seeds and scheduler must
+    # give the same pixels (up to half-precision noise), else the two loops do different work.
+    ours_images, theirs_images = ours(), theirs()
+    if not torch.isfinite(theirs_images).all():
+        raise CheckFailed(f"diffusers' pipeline produced non-finite pixels in {dtype} on {device}")
+    diff = float((ours_images.float() - (theirs_images.float() * 255).round()).abs().mean())
     times = {"suite": [], "diffusers": []}
     for _ in range(repeats):  # interleaved: a clock change hits both alike
         for name, fn in (("suite", ours), ("diffusers", theirs)):
             start = time.perf_counter()
-            out = fn()
+            fn()
             times[name].append(time.perf_counter() - start)
-            if not torch.isfinite(out.float()).all():
-                raise CheckFailed(f"{name} sampling produced non-finite values in {dtype}")
     best = {k: min(v) for k, v in times.items()}
     del pipe, bb
     return {"batch": batch, "steps": steps, "suite_images_per_s": batch / best["suite"],
             "diffusers_images_per_s": batch / best["diffusers"],
-            "sampling_ratio_suite_over_diffusers": best["diffusers"] / best["suite"]}
+            "sampling_ratio_suite_over_diffusers": best["diffusers"] / best["suite"],
+            "mean_abs_pixel_diff_vs_diffusers": diff}
 
 
 def run_job(name: str, overrides: list[str], out: Path, device) -> dict:
@@ -250,6 +254,7 @@ def main(argv=None) -> int:
     print(f"\nGPU check on {report['device']} ({report['dtype']}, {resolution}px), {report['total_s']:.0f} s")
     print(f"  sampling, suite / diffusers:   {s['sampling_ratio_suite_over_diffusers']:.3f} "
           f"({s['suite_images_per_s']:.2f} vs {s['diffusers_images_per_s']:.2f} images/s; bar >= 0.90)")
+    print(f"  same pixels as diffusers:      mean |diff| {s['mean_abs_pixel_diff_vs_diffusers']:.2f} / 255")
     print(f"  per-image TI (dpagg_ti, 8):    {report['per_image_ti_image_steps_per_s']:.2f} image-steps/s")
     print(f"  DP-SGD LoRA step / LoRA step:  {report['dpsgd_lora_step_ratio']:.2f}x (bar <= 2x)")
     print(f"  DP-SGD TI step / plain step:   {report['dpsgd_ti_step_ratio']:.2f}x")

@@ -197,7 +197,8 @@ def build_sd_shaped(out: Path, variant: str = "sd15", reduced: bool = False, see
         pipe.to(dtype=dtype)
     pipe.save_pretrained(out, safe_serialization=True)
     if with_clip:
-        clip.to(dtype=dtype).save_pretrained(out / "clip", safe_serialization=True)
+        # float32 always: the evaluator loads CLIP in its saved dtype and feeds it float32 pixels.
+        clip.float().save_pretrained(out / "clip", safe_serialization=True)
         clip_processor(build_tokenizer("sd15")).save_pretrained(out / "clip")
     (out / "sd_shaped.json").write_text(json.dumps(
         {"variant": variant, "reduced": reduced, "seed": seed, "weights": "random",
