@@ -107,7 +107,7 @@ def _stages(cfg: DictConfig, run_cfg: RunConfig, method: AdaptationMethod, guida
     device = distributed.rank_device(run_cfg.strategy)
     timings: dict[str, float] = {}
     with timed(timings, "load"):
-        backbone = load_backbone(run_cfg.model)
+        backbone = load_backbone(run_cfg.model, device)  # the one place the backbone is put on the device
         data = load_dataset(run_cfg.dataset, run_cfg.model.resolution)
     warn_if_private_prompts(method, run_cfg.dataset)
     evaluator = Evaluator(run_cfg.model, run_cfg.eval, backbone.world_dir, run_cfg.seed, device)

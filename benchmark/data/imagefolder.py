@@ -71,7 +71,23 @@ def prompts_from_config(cfg: DatasetConfig, adapt: ImageSet, caption_column: Opt
 
 
 def load_folder_splits(cfg: DatasetConfig, root: Path, resolution: int, caption_column: str) -> DatasetParts:
-    """Adaptation split (at most ``max_adapt_images``), held-out split and prompts under ``root``."""
+    """Adaptation split (at most ``max_adapt_images``), held-out split and prompts under ``root``.
+
+    ``heldout_split: random:<fraction>[:<seed>]`` carves a seeded held-out split out of the
+    adaptation folder (:mod:`benchmark.data.split`), for sets with a single folder.
+    """
+    from benchmark.data.split import parse_random_split, random_split
+
+    if (spec := parse_random_split(cfg.heldout_split)) is not None:
+        folder = root / cfg.adapt_split
+        adapt, heldout = random_split(folder, read_metadata(folder, caption_column), caption_column, resolution,
+                                      *spec, cfg.max_adapt_images)
+        return DatasetParts(adapt, heldout, prompts_from_config(cfg, adapt, caption_column))
+    if not (root / cfg.heldout_split).is_dir() and (root / cfg.adapt_split).is_dir():
+        raise DatasetError(
+            f"dataset '{cfg.name}': no held-out split folder {root / cfg.heldout_split} (dataset.heldout_split). "
+            "For a set with a single folder, set dataset.heldout_split=random:0.2 (a seeded 20% held-out split "
+            "for FID/KID), or point dataset.heldout_split at any other folder of images")
     adapt = load_imagefolder_split(root / cfg.adapt_split, caption_column, resolution, cfg.max_adapt_images)
     heldout = load_imagefolder_split(root / cfg.heldout_split, caption_column, resolution)
     return DatasetParts(adapt, heldout, prompts_from_config(cfg, adapt, caption_column))

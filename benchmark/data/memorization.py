@@ -16,6 +16,17 @@ The caption key is ``dataset.caption_column``; the images key ``dataset.images_c
 ``paraphrases`` list or the official PRSS release's ``caption1 ... captionK`` columns.
 A memorized prompt must list at least one existing image; a control prompt may omit them
 (its generations then count for CLIP score and detection, not for copy similarity).
+
+The official releases are read as they are (``dataset.prompts_file: auto`` finds them):
+
+- the PRSS release, ``sdv1_500_mem_groundtruth/``: ``sdv1_500_mem_groundtruth_repeated_withss.jsonl``
+  (``caption``, ``index``, ``url``, ``caption1..caption25``) with ground truth in
+  ``gt_images/<index>/*.png``; every prompt is memorized and must have its images;
+- Wen et al.'s ``sdv1_500_memorized.jsonl`` (``caption``, ``index``, ``url``): no paraphrases
+  (use ``guidance.paraphrases=nearest`` for PRSS) and ground truth optional: where
+  ``gt_images/<index>/`` exists its images are read, and copy metrics cover only those prompts.
+
+A row without an images column but with an ``index`` takes its images from ``gt_images/<index>/``.
 """
 
 from __future__ import annotations
@@ -25,11 +36,45 @@ import os
 import re
 from pathlib import Path
 
+import torch
+
 from benchmark.config import DatasetConfig
 from benchmark.data.images import load_image, stack_nchw
 from benchmark.data.types import DatasetError, DatasetParts, EvalPrompt, ImageSet
 
 _NUMBERED_CAPTION = re.compile(r"^caption(\d+)$")
+
+PRSS_RELEASE_FILE = "sdv1_500_mem_groundtruth_repeated_withss.jsonl"
+WEN_FILE = "sdv1_500_memorized.jsonl"
+GT_FOLDER = "gt_images"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+# prompts_file: auto tries these in order; True: ground truth is optional in that layout.
+AUTO_FILES = (("prompts.jsonl", False), (PRSS_RELEASE_FILE, False), (WEN_FILE, True))
+
+
+def find_prompt_file(root: Path, prompts_file: str, name: str) -> tuple[Path, bool]:
+    """The prompt file and whether its layout makes ground-truth images optional."""
+    if prompts_file != "auto":
+        file = root / prompts_file
+        if not file.is_file():
+            raise DatasetError(f"dataset '{name}': no prompt file {file} (dataset.prompts_file; "
+                               f"'auto' finds {', '.join(f for f, _ in AUTO_FILES)})")
+        return file, prompts_file == WEN_FILE
+    for candidate, optional in AUTO_FILES:
+        if (root / candidate).is_file():
+            return root / candidate, optional
+    raise DatasetError(f"dataset '{name}': {root} holds none of {', '.join(f for f, _ in AUTO_FILES)} "
+                       "(dataset.prompts_file=auto)")
+
+
+def image_names(row: dict, root: Path, images_column: str) -> list[str]:
+    """A row's ground-truth files, relative to ``root``: its images column, else ``gt_images/<index>/``."""
+    names = row.get(images_column, row.get("file_name"))
+    if names is None and row.get("index") is not None:
+        folder = root / GT_FOLDER / str(row["index"])
+        names = sorted(f"{GT_FOLDER}/{row['index']}/{p.name}" for p in folder.iterdir()
+                       if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    return [names] if isinstance(names, str) else list(names or [])
 
 
 def paraphrases_of(row: dict, where: str = "") -> list[str]:
@@ -50,11 +95,9 @@ def load_memorization_source(cfg: DatasetConfig, resolution: int) -> DatasetPart
         raise DatasetError(f"dataset '{cfg.name}': source 'memorization' needs 'path' (the folder of "
                            f"{cfg.prompts_file})")
     root = Path(os.path.expanduser(cfg.path))
-    file = root / cfg.prompts_file
     if not root.is_dir():
         raise DatasetError(f"dataset '{cfg.name}': folder does not exist: {root}")
-    if not file.is_file():
-        raise DatasetError(f"dataset '{cfg.name}': no prompt file {file} (dataset.prompts_file)")
+    file, truth_optional = find_prompt_file(root, cfg.prompts_file, cfg.name)
     prompts, images, files, rows = [], [], [], []
     for lineno, line in enumerate(file.read_text().splitlines(), start=1):
         if not line.strip():
@@ -70,9 +113,8 @@ def load_memorization_source(cfg: DatasetConfig, resolution: int) -> DatasetPart
         memorized = row.get("memorized", True)
         if not isinstance(memorized, bool):
             raise DatasetError(f"{where}'memorized' must be true or false, got {memorized!r}")
-        names = row.get(cfg.images_column, row.get("file_name", []))
-        names = [names] if isinstance(names, str) else list(names)
-        if memorized and not names:
+        names = image_names(row, root, cfg.images_column)
+        if memorized and not names and not truth_optional:
             raise DatasetError(f"{where}memorized prompt {caption!r} has no ground-truth images "
                                f"(column '{cfg.images_column}')")
         truth = []
@@ -88,8 +130,10 @@ def load_memorization_source(cfg: DatasetConfig, resolution: int) -> DatasetPart
                                   paraphrases=paraphrases_of(row, where)))
     if not prompts:
         raise DatasetError(f"{file} lists no prompts: the dataset is empty")
-    if not images:
+    if not images and not truth_optional:
         raise DatasetError(f"{file}: no prompt lists a ground-truth image")
-    adapt = ImageSet(stack_nchw(images), [r["text"] for r in rows], files, rows, root)
+    # Wen et al.'s file without gt_images/: an empty image set (nothing to adapt on or copy from).
+    stacked = stack_nchw(images) if images else torch.zeros((0, 3, resolution, resolution), dtype=torch.uint8)
+    adapt = ImageSet(stacked, [r["text"] for r in rows], files, rows, root)
     # No held-out split: FID/KID, if asked for, compare with the ground truth itself.
     return DatasetParts(adapt, adapt, prompts)

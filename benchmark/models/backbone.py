@@ -8,6 +8,7 @@ the package, ``builtin:micro`` a small build of the same code made on first use 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from diffusers import StableDiffusionPipeline
 
 from benchmark.config import ModelConfig
 from benchmark.utils.cache import cache_root
+
+log = logging.getLogger(__name__)
 
 PACKAGED_WORLD = Path(__file__).resolve().parent.parent / "assets" / "tiny_world"
 
@@ -79,6 +82,7 @@ class Backbone:
     scheduler: object
     world_dir: Optional[Path]  # set for the offline world (its judge and encoders live there)
     embedding_radius: Optional[float] = None  # model.embedding_radius: DPAgg-TI's default R here
+    resolution: Optional[int] = None  # model.resolution; None: the UNet's own sample_size x the VAE factor
 
     @property
     def latent_scale(self) -> float:
@@ -103,8 +107,14 @@ class Backbone:
         return list(ids), init
 
     @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
     def latent_shape(self) -> tuple[int, int, int]:
-        size = self.unet.config.sample_size
+        """Latents at ``model.resolution``: training encodes images at that size, so sampling
+        must draw at it too (SD's UNet ``sample_size`` is only its training resolution)."""
+        size = self.resolution // self.vae_scale_factor if self.resolution else self.unet.config.sample_size
         return (self.unet.config.in_channels, size, size)
 
     @torch.no_grad()
@@ -137,12 +147,72 @@ class Backbone:
         return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
-def load_backbone(cfg: ModelConfig) -> Backbone:
-    """Load a backbone with ``StableDiffusionPipeline.from_pretrained`` (offline-safe errors)."""
+def check_components(text: dict, unet: dict, tokenizer_max_length: Optional[int], where: str) -> None:
+    """Refuse components that do not fit together as Stable Diffusion's do, naming both sides.
+
+    ``text`` / ``unet`` are the text encoder's and UNet's configs (``config.json`` of a local
+    folder before loading, or the loaded modules' configs).
+    """
+    width, cross = text.get("hidden_size"), unet.get("cross_attention_dim")
+    if isinstance(cross, (list, tuple)):  # per-block widths: every block must take the text width
+        cross = next((c for c in cross if c != width), width)
+    if width is not None and cross is not None and int(cross) != int(width):
+        raise ModelLoadError(
+            f"{where}: unet.cross_attention_dim={cross} (unet/config.json) differs from the text encoder's "
+            f"hidden_size={width} (text_encoder/config.json): the UNet cannot attend to these text embeddings")
+    positions = text.get("max_position_embeddings")
+    if tokenizer_max_length is not None and positions is not None and int(tokenizer_max_length) > int(positions):
+        raise ModelLoadError(
+            f"{where}: tokenizer model_max_length={tokenizer_max_length} (tokenizer/tokenizer_config.json) is "
+            f"longer than the text encoder's max_position_embeddings={positions} (text_encoder/config.json)")
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"cannot read {path}: {err}") from None
+
+
+def check_folder(folder: Path, where: str) -> None:
+    """:func:`check_components` from a local folder's config files, before any weight is read."""
+    text = _read_json(folder / "text_encoder" / "config.json")
+    text = text.get("text_config", text)  # a CLIPModel config nests the text tower
+    max_len = _read_json(folder / "tokenizer" / "tokenizer_config.json").get("model_max_length")
+    check_components(text, _read_json(folder / "unet" / "config.json"), max_len, where)
+
+
+def resolve_dtype(name: str, device: Optional[torch.device | str]) -> torch.dtype:
+    """``model.dtype`` as a torch dtype; float16 on a CPU becomes float32 with a warning.
+
+    Half-precision kernels are missing or very slow on CPUs, and the YAML of the real
+    models sets float16 for GPUs, so a CPU run would otherwise crash or crawl mid-job.
+    """
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ModelLoadError(f"model.dtype={name!r} is not a torch floating dtype (float32, float16, bfloat16)")
+    on_cpu = torch.device(device).type == "cpu" if device is not None else not torch.cuda.is_available()
+    if dtype == torch.float16 and on_cpu:
+        log.warning("model.dtype=float16 on the CPU: loading the backbone in float32 instead "
+                    "(set model.dtype=float32 to silence this)")
+        return torch.float32
+    return dtype
+
+
+def load_backbone(cfg: ModelConfig, device: Optional[torch.device | str] = None) -> Backbone:
+    """Load a backbone with ``StableDiffusionPipeline.from_pretrained`` (offline-safe errors).
+
+    Components that do not fit together, and a resolution the VAE cannot encode, are refused
+    before the weights load. With ``device`` the frozen modules are moved there once (the one
+    place the backbone's device and dtype are decided); without it they stay on the CPU.
+    """
     source = resolve_pretrained(cfg.pretrained)
-    dtype = getattr(torch, cfg.dtype, None)
-    if not isinstance(dtype, torch.dtype):
-        raise ModelLoadError(f"model.dtype={cfg.dtype!r} is not a torch dtype (float32, float16, bfloat16)")
+    dtype = resolve_dtype(cfg.dtype, device)
+    where = f"model.pretrained={cfg.pretrained!r}"
+    if isinstance(source, Path):
+        check_folder(source, where)
     try:
         pipe = StableDiffusionPipeline.from_pretrained(
             source, revision=cfg.revision, dtype=dtype, safety_checker=None,
@@ -156,8 +226,16 @@ def load_backbone(cfg: ModelConfig) -> Backbone:
             "downloaded first (e.g. `huggingface-cli download <id>`), or give a local folder in the "
             "diffusers layout."
         ) from err
+    check_components(pipe.text_encoder.config.to_dict(), dict(pipe.unet.config),
+                     pipe.tokenizer.model_max_length, where)
+    factor = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    if cfg.resolution % factor:
+        raise ModelLoadError(f"model.resolution={cfg.resolution} is not a multiple of the VAE's downscale "
+                             f"factor {factor} ({where})")
     for module in (pipe.text_encoder, pipe.unet, pipe.vae):
         module.requires_grad_(False).eval()
+        if device is not None:
+            module.to(device)
     world_dir = Path(source) if isinstance(source, Path) and (Path(source) / "world.json").is_file() else None
     return Backbone(cfg.name, source, pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.vae, pipe.scheduler, world_dir,
-                    cfg.embedding_radius)
+                    cfg.embedding_radius, cfg.resolution)
