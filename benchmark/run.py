@@ -35,6 +35,7 @@ from benchmark.lightning.factories import make_trainer_factory
 from benchmark.lightning.loggers import finish, log_sample_grid, make_logger
 from benchmark.metrics.evaluate import Evaluator
 from benchmark.models.backbone import Backbone, load_backbone
+from benchmark.preflight import preflight
 from benchmark.results import metrics_record, numeric_metrics, public_config, write_results
 from benchmark.sampling.generate import generate
 from benchmark.sampling.plan import sampling_plan
@@ -109,6 +110,8 @@ def _stages(cfg: DictConfig, run_cfg: RunConfig, method: AdaptationMethod, guida
     with timed(timings, "load"):
         backbone = load_backbone(run_cfg.model, device)  # the one place the backbone is put on the device
         data = load_dataset(run_cfg.dataset, run_cfg.model.resolution)
+    # What evaluation will need (CLIP, SSCD, enough images) is checked before any training.
+    preflight(run_cfg.model, run_cfg.eval, data, backbone.world_dir, method.name if method.learns else None)
     warn_if_private_prompts(method, run_cfg.dataset)
     evaluator = Evaluator(run_cfg.model, run_cfg.eval, backbone.world_dir, run_cfg.seed, device)
     stages = job_stages(method, guidance, backbone.world_dir is not None)

@@ -55,7 +55,7 @@ def load_dataset(cfg: DatasetConfig, resolution: int) -> BenchmarkDataset:
     """Load the adaptation and held-out splits and the evaluation prompts of a dataset config."""
     adapt, heldout, prompts = get_source(cfg.source)(cfg, resolution)
     # A prompt-only memorization set (Wen et al.'s file without gt_images/) has no images:
-    # it serves detection and guidance (benchmark.models.preflight refuses it for a learning method).
+    # it serves detection and guidance (benchmark.preflight refuses it for a learning method).
     if len(adapt) < 1 and not prompts:
         raise DatasetError(f"dataset '{cfg.name}': the adaptation split is empty")
     return BenchmarkDataset(cfg.name, cfg, adapt, heldout, prompts, content_hash(adapt, heldout))

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from benchmark.config import validate_config
-from benchmark.models.preflight import PreflightError, check_clip, check_copy_detector, check_fidelity, preflight
+from benchmark.preflight import PreflightError, check_clip, check_copy_detector, check_fidelity, preflight
 from tests.helpers import compose
 
 

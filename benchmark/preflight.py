@@ -6,8 +6,7 @@ adaptation and sampling, as a hub error or ``LinAlgError: ... sqrtm: -102``. Eac
 reads only file names and configs (no weights) and raises :class:`PreflightError` naming
 the key and the file.
 
-    # in run.py, after loading (a learning method's name, so an image-less dataset is refused):
-    preflight(run_cfg.model, run_cfg.eval, data, backbone.world_dir, method.name if method.learns else None)
+The run calls :func:`preflight` right after loading the model and the dataset.
 """
 
 from __future__ import annotations
