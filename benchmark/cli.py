@@ -27,6 +27,7 @@ import benchmark.config.store  # noqa: F401  (registers the schemas before @hydr
 from benchmark.config import CONFIG_DIR, ConfigError, StrategyConfig, describe_config_error, to_typed
 from benchmark.config.strength import missing_preset
 from benchmark.data.types import DatasetError
+from benchmark.lightning.console import quiet_console
 from benchmark.launch import LauncherPluginMissing, check_launcher_plugin, gpu_lease, sweep_group
 from benchmark.models.backbone import ModelLoadError
 from benchmark.report.table import format_metrics_table
@@ -78,6 +79,7 @@ def _skip(output_dir: Path, reason: str) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
+    quiet_console()  # Hydra has configured the job's logging: one line per event from here on
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
     nothing_to_run = missing_preset(cfg)

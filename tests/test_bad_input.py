@@ -38,12 +38,14 @@ def _imagefolder_overrides(path):
     return ["dataset=artist_artworks", f"dataset.path={path}", "method.max_steps=2"]
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 def test_unknown_group_option_lists_the_choices(tmp_path):
     res = _cli(["method=tii", "logger=none"], tmp_path)
     assert res.returncode != 0
     assert "Could not find 'method/tii'" in res.stderr and "ti" in res.stderr and "none" in res.stderr
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 def test_missing_dataset_folder_exits_nonzero_without_metrics(tmp_path):
     res = _cli(["experiment=smoke", *_imagefolder_overrides(tmp_path / "nope"),
                 f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)

@@ -116,6 +116,7 @@ def test_memorization_metric_names_are_configurable(tmp_path):
     assert "utility" not in paths and "every run is at epsilon = inf" in paths["md"].read_text()
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 def test_report_of_a_100_job_sweep_renders_in_under_10_seconds(tmp_path):
     make_synthetic_sweep(tmp_path, methods=("dpagg_ti", "dpsgd_ti", "dpsgd_lora"), epsilons=(0.5, 1, 2, 4, 8, math.inf),
                          seeds=(0, 1, 2, 3, 4), mitigation={"gni": (0.1, 0.2)}, images_per_job=32)  # 90 + 10 jobs

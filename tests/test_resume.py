@@ -100,6 +100,7 @@ def test_killed_multirun_started_again_runs_only_unfinished_jobs(tmp_path, micro
         assert row.mean("eval/fid") == saved["eval/fid"] and row.mean("eval/clip_score") == saved["eval/clip_score"]
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 def test_sweep_skips_non_private_methods_at_a_finite_budget_but_a_single_run_refuses(tmp_path, micro_world):
     # The comparison `method=dpsgd_ti,dpagg_ti,ti privacy.epsilon=1,4,inf`: `ti` has one point.
     sweep = _cli(["-m", "experiment=smoke", "method=none", "privacy.epsilon=1,inf", f"hydra.sweep.dir={tmp_path}"])

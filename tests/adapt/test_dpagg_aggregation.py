@@ -138,6 +138,7 @@ def _audit(report, n, m, releases=20_000, seed=0):
     return audit_epsilon_lower_bound(statistic(d0), statistic(d1), DELTA, confidence=0.95)
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 def test_audit_of_the_release_stays_below_epsilon_and_catches_a_tenth_of_the_noise():
     report = _report(1.0, 8, 8)
     honest = _audit(report, 8, 8)
@@ -147,6 +148,7 @@ def test_audit_of_the_release_stays_below_epsilon_and_catches_a_tenth_of_the_noi
     assert _audit(broken, 8, 8, releases=5000).epsilon_lower_bound > 2.0
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 def test_audit_of_the_subsampled_release_stays_below_epsilon():
     pytest.importorskip("dp_accounting")
     report = _report(1.0, 8, 4, accountant="rdp")

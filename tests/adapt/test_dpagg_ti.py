@@ -171,6 +171,7 @@ def test_default_radius_is_the_models_embedding_radius_else_the_vocabulary_mean_
     assert dpagg().plan(backbone, data, ctx.privacy)[2] == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 def test_cli_bad_input_exits_nonzero_without_metrics(tmp_path):
     res = subprocess.run(
         [sys.executable, "-m", "benchmark", "experiment=smoke", "method=dpagg_ti", "privacy=dp",

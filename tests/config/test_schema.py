@@ -76,6 +76,7 @@ def test_default_config_reads_the_yaml():
     assert default_config(DatasetConfig).world.num_adapt == 32  # conf/dataset/tiny_style.yaml
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 def test_cli_prints_one_line_naming_the_key_and_exits_nonzero(tmp_path):
     res = subprocess.run([sys.executable, "-m", "benchmark", "dataset.captoin_column=x", "logger=none",
                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=REPO, capture_output=True, text=True, timeout=300,

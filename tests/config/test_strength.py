@@ -58,6 +58,7 @@ def test_every_sweep_point_runs_once_and_undefined_pairs_are_skipped():
     assert all(missing_preset(composed(f"guidance={g}")) is None for g in axes["guidance"])
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 def test_the_cli_skips_an_undefined_pair_at_once_and_records_nothing(tmp_path):
     out = tmp_path / "run"
     res = subprocess.run([sys.executable, "-m", "benchmark", "guidance=none", "strength=strong", "logger=none",

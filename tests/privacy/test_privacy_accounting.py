@@ -81,6 +81,7 @@ def test_subsampled_prv_agrees_with_dp_accounting_pld():
         assert epsilon_spent(z, q, 1, DELTA, accountant="rdp") >= 0.98 * pld  # RDP: an upper bound too
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 def test_subsampled_calibration_prv_vs_pld_and_amplification():
     pytest.importorskip("dp_accounting")
     kwargs = dict(epsilon=1.0, delta=DELTA, radius=1.0, n=8, m=2, neighbouring="add_remove")
@@ -115,6 +116,7 @@ def test_subsampled_accountants_at_q_1_reduce_to_the_gaussian_mechanism(z):
     assert epsilon_spent(z, 1.0, 1, DELTA, "rdp", neighbouring="replace_one") == pytest.approx(rdp, rel=1e-9)
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 def test_replace_one_subsampling_uses_rdp_without_replacement():
     pytest.importorskip("dp_accounting")
     report = calibrate_noisy_mean(1.0, DELTA, 1.0, n=8, m=4, neighbouring="replace_one", accountant="rdp")
@@ -130,6 +132,7 @@ def test_replace_one_subsampling_uses_rdp_without_replacement():
     assert epsilon_spent(near.noise_multiplier, 0.99, 1, DELTA, "rdp", "replace_one") > 1.0
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 def test_replace_one_subsampling_with_tight_accountants():
     # Used to be refused (no library models sampling without replacement); the tight
     # dominating pair of Zhu, Dong & Wang (2022) is the Poisson add/remove pair at the
@@ -155,6 +158,7 @@ def test_unknown_accountant_and_neighbouring_are_refused():
         calibrate_noisy_mean(1.0, DELTA, 1.0, n=8, m=8, neighbouring="swap")
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 def test_sgd_noise_multiplier_round_trip_and_second_accountant():
     report = noise_multiplier_for_sgd(2.0, DELTA, sample_rate=0.02, steps=500)
     assert (report.accountant, report.sampling, report.neighbouring) == ("prv", "poisson", "add_remove")

@@ -83,7 +83,7 @@ def test_audit_catches_the_add_remove_sensitivity_used_for_replace_one_neighbour
     assert correct.epsilon_lower_bound < EPSILON
 
 
-@pytest.mark.parametrize("accountant", ["rdp", "pld"])
+@pytest.mark.parametrize("accountant", [pytest.param("rdp", marks=pytest.mark.slow), "pld"])
 def test_audit_of_the_subsampled_noisy_mean_stays_below_the_claim(accountant):
     pytest.importorskip("dp_accounting")
     report, result = _audit(n=8, m=4, noise_scale=1.0, seed=11, accountant=accountant)

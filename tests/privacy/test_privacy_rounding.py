@@ -49,7 +49,7 @@ def test_noisy_mean_reports_never_exceed_the_target():
             assert report.sigma / report.sensitivity >= report.noise_multiplier
 
 
-@pytest.mark.parametrize("accountant", ["prv", "pld", "rdp"])
+@pytest.mark.parametrize("accountant", [pytest.param("prv", marks=pytest.mark.slow), pytest.param("pld", marks=pytest.mark.slow), "rdp"])
 def test_numerical_calibrations_certify_their_own_multiplier(accountant):
     pytest.importorskip("dp_accounting")
     for eps in (2.0,) if accountant == "prv" else (0.5, 6.0):  # PRV: ~0.3 s per evaluation

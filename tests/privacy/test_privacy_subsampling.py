@@ -103,6 +103,7 @@ def test_library_profile_of_the_pair_is_valid_and_tight(accountant):
         assert eps <= exact * 1.011 + 1e-6  # ... within the 1% error it is asked for
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 @pytest.mark.parametrize("epsilon, n, m", [(1.0, 32, 8), (4.0, 100, 50), (0.01, 1000, 10)])
 def test_calibration_matches_an_independent_integration_of_the_pair(epsilon, n, m):
     report = calibrate_noisy_mean(epsilon, DELTA, R, n, m, "replace_one", "pld")

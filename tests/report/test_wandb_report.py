@@ -13,6 +13,7 @@ from benchmark.report.sweep import summarize
 from benchmark.report.wandb_report import wandb_mode
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 def test_wandb_report_run_holds_the_headline_table_and_every_gallery_image(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     make_synthetic_sweep(tmp_path, methods=("dpagg_ti",), epsilons=(1.0, math.inf), seeds=(0, 1), images_per_job=4)

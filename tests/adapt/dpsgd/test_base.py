@@ -23,7 +23,7 @@ def _privacy(epsilon, delta, accountant):
     return dataclasses.replace(run_config("privacy=dp").privacy, epsilon=epsilon, delta=delta, accountant=accountant)
 
 
-@pytest.mark.parametrize("accountant", ["prv", "rdp"])
+@pytest.mark.parametrize("accountant", [pytest.param("prv", marks=pytest.mark.slow), "rdp"])
 def test_noise_multiplier_reproduces_target_epsilon(accountant):
     from opacus.accountants.utils import get_noise_multiplier
 

@@ -18,6 +18,7 @@ def _metrics(out):
     return json.loads((out / "metrics.json").read_text())
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 @pytest.mark.parametrize("accountant", ["rdp"])
 def test_dpsgd_lora_end_to_end_releases_only_the_dp_adapter(run_job, tmp_path, accountant):
     metrics, out = run_job(["method=dpsgd_lora", "privacy=dp", "privacy.epsilon=2", f"privacy.accountant={accountant}",
@@ -31,6 +32,7 @@ def test_dpsgd_lora_end_to_end_releases_only_the_dp_adapter(run_job, tmp_path, a
     assert not list(out.glob("*.safetensors")), "a non-private adapter must not be written out"
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 def test_lora_leaves_the_adapted_unet_for_sampling(tmp_path, micro_world):
     run = run_config("method=dpsgd_lora", "privacy=dp", "privacy.accountant=rdp")
     backbone = load_backbone(run.model)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 
 def _metrics(out):
     assert (out / "metrics.json").exists()
     return json.loads((out / "metrics.json").read_text())
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 def test_dpsgd_ti_end_to_end(run_job):
     metrics, out = run_job(["method=dpsgd_ti", "privacy=dp", "privacy.epsilon=4", "method.epochs=3",
                             "method.batch_size=4"])
