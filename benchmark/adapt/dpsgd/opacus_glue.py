@@ -11,6 +11,8 @@ Guarantees, in Opacus' terms:
   :class:`~benchmark.config.ConfigError` naming the key and the fix, every setting under
   which that guarantee would not hold (gradient accumulation, trainer clipping,
   unsupported strategies, layers without per-example gradients).
+* Batches come from :mod:`benchmark.adapt.dpsgd.poisson`: exactly ``1/q`` Poisson batches
+  an epoch, in lockstep across ranks.
 * Importing this module registers per-example gradient and norm samplers for
   :class:`~benchmark.adapt.textual_inversion.PlaceholderRows`, so a trainable embedding
   row costs ``B x k x D`` per step instead of Opacus' dense ``B x V x D``.
@@ -32,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from benchmark.adapt.textual_inversion import PlaceholderRows
 from benchmark.config import ConfigError, StrategyConfig
 from benchmark.lightning import distributed
+from benchmark.adapt.dpsgd.poisson import lockstep_poisson_loader, steps_per_epoch
 from benchmark.privacy.randomness import mechanism_seed, stream_seed
 
 GRAD_SAMPLE_MODES = ("hooks", "ghost", "functorch")
@@ -159,63 +162,6 @@ def world_size_of(strategy: StrategyConfig) -> int:
 def rank_and_world() -> tuple[int, int]:
     """``(rank, world size)`` of the process group, ``(0, 1)`` outside data parallel."""
     return distributed.rank(), distributed.world_size()
-
-
-# ----------------------------------------------------------------------------- the Poisson loader
-
-
-def _lockstep_sampler_class():
-    from opacus.utils.uniform_sampler import DistributedUniformWithReplacementSampler
-
-    class LockstepDistributedPoissonSampler(DistributedUniformWithReplacementSampler):
-        """Opacus' distributed Poisson sampler, but yielding every local batch, empty ones too.
-
-        Opacus skips a rank's empty local batch; under DDP the ranks then take different
-        numbers of steps and the collectives (gradient all-reduce) fall out of step. Here
-        every rank yields exactly ``num_batches`` batches: rank ``r`` keeps each record of
-        its shard independently with probability ``q``, so the global batch is a Poisson
-        sample of the whole set, as the accounting assumes.
-        """
-
-        def __iter__(self):
-            if self.shuffle:
-                g = torch.Generator().manual_seed(self.shuffle_seed + self.epoch)
-                indices = torch.randperm(self.total_size, generator=g)
-            else:
-                indices = torch.arange(self.total_size)
-            indices = indices[self.rank:self.total_size:self.num_replicas]
-            for _ in range(self.num_batches):
-                mask = torch.rand(self.num_samples, generator=self.generator) < self.sample_rate
-                yield indices[mask.nonzero(as_tuple=False).reshape(-1)].tolist()
-
-    return LockstepDistributedPoissonSampler
-
-
-def steps_per_epoch(sample_rate: float) -> int:
-    """``1/q`` as the integer it is by construction (``q = 1/ceil(n/B)``).
-
-    Opacus' samplers default to ``int(1/q)``, which floating point makes one short for
-    some n (``1/(1/93) = 92.999...``): a dropped batch each epoch, and Opacus would then
-    book another sample rate than the noise was solved for.
-    """
-    steps = round(1.0 / sample_rate)
-    if not math.isclose(1.0 / steps, sample_rate, rel_tol=1e-12):
-        raise ValueError(f"sample rate {sample_rate} is not 1/k for an integer k")
-    return steps
-
-
-def lockstep_poisson_loader(dataset: Dataset, sample_rate: float, generator: torch.Generator) -> DataLoader:
-    """A distributed Poisson loader whose ranks always take the same number of (possibly empty) batches."""
-    from opacus.data_loader import dtype_safe, shape_safe, wrap_collate_with_empty
-    from torch.utils.data import default_collate
-
-    sampler = _lockstep_sampler_class()(total_size=len(dataset), sample_rate=sample_rate, generator=generator,
-                                        steps=steps_per_epoch(sample_rate))
-    first = dataset[0]
-    collate = wrap_collate_with_empty(collate_fn=default_collate, batch_first=True, rand_on_empty=False,
-                                      sample_empty_shapes=[(0, *shape_safe(x)) for x in first],
-                                      dtypes=[dtype_safe(x) for x in first])
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
 
 
 # ----------------------------------------------------------------------------- make_private

@@ -122,7 +122,8 @@ def test_an_epoch_has_exactly_one_over_q_poisson_batches(n):
     import math
 
     from benchmark.adapt.dpsgd.base import sample_rate_and_steps
-    from benchmark.adapt.dpsgd.opacus_glue import DPSettings, make_private, steps_per_epoch
+    from benchmark.adapt.dpsgd.opacus_glue import DPSettings, make_private
+    from benchmark.adapt.dpsgd.poisson import steps_per_epoch
 
     q, per_epoch, _ = sample_rate_and_steps(n, 8, 1)
     assert steps_per_epoch(q) == per_epoch == math.ceil(n / 8)
