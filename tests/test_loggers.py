@@ -27,6 +27,7 @@ def _wandb(**fields) -> WandbLoggerConfig:
     return default_config(LoggerConfig, "logger=wandb", **fields)
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 def test_wandb_online_without_account_runs_offline_with_the_jobs_group_tags_and_job_type(tmp_path, no_account):
     logger = make_logger(_wandb(mode="online"), tmp_path, "r", "g", ["method:ti"], {"a": 1}, job_type="sample-evaluate")
     try:

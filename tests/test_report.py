@@ -173,6 +173,7 @@ def test_every_metric_name_the_report_defaults_to_is_declared():
     assert not [n for n in names if n not in declared_keys()]
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 def test_a_sweep_over_the_private_set_size_gets_the_n_axis_plot(tmp_path):
     num = 0
     for n in (8, 16, 32):

@@ -118,6 +118,7 @@ def test_calibration_matches_an_independent_integration_of_the_pair(epsilon, n, 
     assert calibrate_noisy_mean(epsilon, DELTA, R, n, m, "replace_one", "rdp").sigma > 1.05 * report.sigma
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI runs it in the slow pass
 def test_prv_at_epsilon_001_is_within_one_percent_of_pld_and_analytic():
     # Opacus' fixed eps_error (1e-3 one-shot) used to cost +7.6% sigma at epsilon 0.01.
     prv = calibrate_noisy_mean(0.01, DELTA, R, 1000, 10, "replace_one", "prv")
