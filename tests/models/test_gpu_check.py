@@ -1,22 +1,17 @@
-"""scripts/gpu_check.py's comparison with diffusers, dry-run on the CPU (slow)."""
+"""benchmark.gpu_check's comparison with diffusers, dry-run on the CPU (slow)."""
 
 from __future__ import annotations
-
-import importlib.util
 
 import pytest
 import torch
 
-from tests.helpers import REPO
+from benchmark import gpu_check
 
 pytestmark = pytest.mark.slow
 
 
 def _gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "scripts" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return gpu_check
 
 
 def test_suite_sampler_draws_diffusers_pixels_on_the_same_model_and_seeds(sd15_reduced):
