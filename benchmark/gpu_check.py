@@ -87,6 +87,7 @@ def sampler_vs_diffusers(folder: Path, device, dtype, resolution: int, batch: in
     from benchmark.models.backbone import load_backbone
     from benchmark.sampling.plan import items_for_texts
     from benchmark.sampling.sampler import generate_images, initial_noise
+    from benchmark.utils.timing import best_interleaved
 
     bb = load_backbone(default_config(ModelConfig, name="sd15", pretrained=str(folder), resolution=resolution,
                                       dtype=str(dtype).removeprefix("torch.")), device)
@@ -117,13 +118,7 @@ def sampler_vs_diffusers(folder: Path, device, dtype, resolution: int, batch: in
     if not torch.isfinite(theirs_images).all():
         raise CheckFailed(f"diffusers' pipeline produced non-finite pixels in {dtype} on {device}")
     diff = float((ours_images.float() - (theirs_images.float() * 255).round()).abs().mean())
-    times = {"suite": [], "diffusers": []}
-    for _ in range(repeats):  # interleaved: a clock change hits both alike
-        for name, fn in (("suite", ours), ("diffusers", theirs)):
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    best = {k: min(v) for k, v in times.items()}
+    best = best_interleaved({"suite": ours, "diffusers": theirs}, repeats)
     del pipe, bb
     return {"batch": batch, "steps": steps, "suite_images_per_s": batch / best["suite"],
             "diffusers_images_per_s": batch / best["diffusers"],

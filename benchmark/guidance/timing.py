@@ -9,7 +9,7 @@ where it does.
 
 from __future__ import annotations
 
-import time
+from functools import partial
 
 from benchmark.config import SamplerConfig
 from benchmark.data.types import BenchmarkDataset
@@ -18,6 +18,7 @@ from benchmark.guidance.prss import PRSS
 from benchmark.models.backbone import Backbone
 from benchmark.sampling.plan import items_for_texts
 from benchmark.sampling.sampler import Guidance, generate_images
+from benchmark.utils.timing import best_interleaved
 
 
 def _items(prompts, seeds):
@@ -45,13 +46,8 @@ def prss_overhead(backbone: Backbone, data: BenchmarkDataset, method: PRSS, samp
     out = {"thresholds": calibration.thresholds}
     for name, (prompts, seeds) in groups.items():
         items = _items(prompts[:sampler.batch_size], seeds[:sampler.batch_size])
-        times = {"none": [], "prss": []}
-        for _ in range(repeats):
-            for label, rule in (("none", Guidance()), ("prss", prss)):
-                start = time.perf_counter()
-                generate_images(backbone, items, sampler, rule)
-                times[label].append(time.perf_counter() - start)
-        best = {k: min(v) for k, v in times.items()}
+        best = best_interleaved({label: partial(generate_images, backbone, items, sampler, rule)
+                                 for label, rule in (("none", Guidance()), ("prss", prss))}, repeats)
         out[name] = {"images": len(items), "none_s": round(best["none"], 4), "prss_s": round(best["prss"], 4),
                      "ratio": round(best["prss"] / best["none"], 3),
                      "trigger_fraction": float(prss.batch_stats()["triggered"].float().mean())}

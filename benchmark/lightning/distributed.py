@@ -37,9 +37,14 @@ def num_devices(devices: Any) -> int:
     return max(torch.cuda.device_count(), 1)
 
 
+def process_count(strategy: StrategyConfig) -> int:
+    """Processes a data-parallel run of ``strategy`` has: devices per node x nodes."""
+    return num_devices(strategy.devices) * max(int(strategy.num_nodes), 1)
+
+
 def is_data_parallel(strategy: StrategyConfig) -> bool:
     """True when the job runs as several processes (a ddp strategy on > 1 device in all)."""
-    return str(strategy.strategy).startswith("ddp") and num_devices(strategy.devices) * int(strategy.num_nodes) > 1
+    return str(strategy.strategy).startswith("ddp") and process_count(strategy) > 1
 
 
 def is_initialized() -> bool:

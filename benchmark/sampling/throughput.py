@@ -4,14 +4,13 @@ guidance; both timed in one process, interleaved, best of several repeats."""
 
 from __future__ import annotations
 
-import time
-
 import torch
 
 from benchmark.config import ModelConfig, SamplerConfig, default_config
 from benchmark.models.backbone import load_backbone, resolve_pretrained
 from benchmark.sampling.plan import items_for_texts
 from benchmark.sampling.sampler import generate_images, initial_noise
+from benchmark.utils.timing import best_interleaved
 
 
 def sampler_throughput(model: str, images: int, batch: int, steps: int, repeats: int,
@@ -38,14 +37,8 @@ def sampler_throughput(model: str, images: int, batch: int, steps: int, repeats:
             pipe(prompts, height=res, width=res, num_inference_steps=steps, guidance_scale=4.0,
                  latents=initial_noise(seeds, shape, "cpu", torch.float32), output_type="pt")
 
-    times = {"suite": [], "diffusers": []}
     ours(), theirs()  # warm-up
-    for _ in range(repeats):
-        for name, fn in (("suite", ours), ("diffusers", theirs)):
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
-    best = {k: min(v) for k, v in times.items()}
+    best = best_interleaved({"suite": ours, "diffusers": theirs}, repeats)
     return {"model": model, "images": images, "batch": batch, "steps": steps,
             "suite_images_per_s": images / best["suite"], "diffusers_images_per_s": images / best["diffusers"],
             "throughput_ratio_suite_over_diffusers": best["diffusers"] / best["suite"],

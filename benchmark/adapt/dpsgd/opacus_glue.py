@@ -21,7 +21,6 @@ Guarantees, in Opacus' terms:
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from dataclasses import dataclass
 from typing import Optional
@@ -139,24 +138,10 @@ def check_trainer_compatible(strategy: StrategyConfig, grad_sample_mode: str) ->
             "gradient scaler skips steps and rescales from the raw, un-noised gradients, and Opacus would clip "
             "scaled per-example gradients. Use strategy.precision=32-true (model.dtype=float16 still keeps the "
             "frozen backbone in half precision; the trained parameters, clipping and noise stay in float32)")
-    if grad_sample_mode == "ghost" and world_size_of(strategy) > 1:
+    if grad_sample_mode == "ghost" and distributed.process_count(strategy) > 1:
         raise ConfigError(
             "method.grad_sample_mode=ghost with several processes is refused: ghost clipping runs two backward "
             "passes per step, which Lightning's DDP reducer does not allow; use method.grad_sample_mode=hooks")
-
-
-def world_size_of(strategy: StrategyConfig) -> int:
-    """Number of processes the strategy launches (devices x nodes; ``auto``/-1 count as unknown: 1)."""
-    devices = strategy.devices
-    if isinstance(devices, (list, tuple)):
-        count = len(devices)
-    elif isinstance(devices, numbers.Integral):
-        count = int(devices)
-    elif isinstance(devices, str) and devices.isdigit():
-        count = int(devices)
-    else:
-        count = 1
-    return max(count, 1) * max(int(strategy.num_nodes), 1)
 
 
 def rank_and_world() -> tuple[int, int]:
