@@ -163,8 +163,9 @@ class DPSGDModule(L.LightningModule):
             return self._empty_step(optimizer)
         pred = self.model(noisy, t, input_ids)
         if self.dp_criterion is not None:
-            loss = self.dp_criterion(pred, target)  # ghost clipping: Opacus runs two backward passes here
-            loss.backward()
+            loss = self._ghost_backward(pred, noisy, t, input_ids, target, optimizer)
+            if loss is None:
+                return self._empty_step(optimizer)
         else:
             loss = self.criterion(pred, target)
             if self._trainer is not None:
@@ -177,6 +178,31 @@ class DPSGDModule(L.LightningModule):
         optimizer.zero_grad()
         self.steps_taken += 1
         return loss.detach()
+
+    def _ghost_backward(self, pred, noisy, t, input_ids, target, optimizer) -> torch.Tensor:
+        """Opacus' two-pass ghost-clipping backward, redone without the examples whose loss or
+        gradient norm is non-finite.
+
+        Ghost clipping never materialises per-example gradients, so
+        :func:`zero_non_finite_examples` cannot reach them: one overflowing example makes the
+        summed gradient, and every weight, NaN. Dropping the example instead gives it a zero
+        gradient (Opacus divides the clipped sum by the expected batch size, not the actual
+        one), the data-independent value the hooks path uses. The redo costs one more
+        forward and backward, only on a batch that has such an example.
+        """
+        loss = self.dp_criterion(pred, target)
+        loss.backward()  # Opacus runs two backward passes here
+        keep = torch.isfinite(loss.loss_per_sample.detach()).flatten()
+        keep &= torch.isfinite(self.model.per_sample_gradient_norms).to(keep.device)
+        if bool(keep.all()):
+            return loss
+        optimizer.zero_grad()
+        keep = keep.to(noisy.device)
+        if not bool(keep.any()):  # nothing left: an empty batch's step (zero gradient, noise, accounting)
+            return None
+        loss = self.dp_criterion(self.model(noisy[keep], t[keep], input_ids[keep]), target[keep])
+        loss.backward()
+        return loss
 
     def _empty_step(self, optimizer) -> torch.Tensor:
         """An empty Poisson batch is still a step: zero per-example gradients, noise, accounting.

@@ -95,3 +95,30 @@ def test_non_private_step_is_the_plain_mean_gradient(tmp_path, micro_world):
     module.setup("fit")
     # privacy.epsilon=inf: the same module, no clipping, no noise.
     torch.testing.assert_close(_update(module, params, batch), grads.mean(0), atol=1e-7, rtol=1e-4)
+
+
+@pytest.mark.slow  # ~3.5 s each
+@pytest.mark.parametrize("mode", ["hooks", "ghost"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_non_finite_example_contributes_a_zero_gradient_and_the_rest_step_as_without_it(
+        tmp_path, micro_world, mode, bad):
+    """One poisoned example must not turn the step NaN; it counts as a zero gradient (item 4)."""
+    method = method_from_yaml("dpsgd_ti")
+    backbone, denoiser, dataset, batch = _setup(tmp_path, method)
+    noisy, t, ids, target = batch
+    finite = (noisy[[0, 1, 3]], t[[0, 1, 3]], ids[[0, 1, 3]], target[[0, 1, 3]])
+    params, grads = _per_example_grads(denoiser, finite)
+    clip = float(grads.norm(dim=1).median())
+    reference = (grads * (clip / (grads.norm(dim=1) + 1e-6)).clamp(max=1.0)[:, None]).sum(0) / 4
+    poisoned = noisy.clone()
+    poisoned[2] = bad  # its activations, loss and gradient are all non-finite
+    dp = DPSettings(noise_multiplier=0.0, max_grad_norm=clip, sample_rate=0.5, grad_sample_mode=mode,
+                    mechanism_seed=0)
+    module = DPSGDModule(denoiser, backbone.scheduler, dataset, batch_size=4, learning_rate=1.0, optimizer="sgd", dp=dp)
+    module.setup("fit")
+    applied = _update(module, params, (poisoned, t, ids, target))
+    assert torch.isfinite(applied).all()
+    torch.testing.assert_close(applied, reference, atol=1e-6 * float(reference.abs().max()) + 1e-9, rtol=1e-4)
+    all_bad = torch.full_like(noisy, bad)  # a batch of nothing but poisoned examples: a zero step
+    assert float(_update(module, params, (all_bad, t, ids, target)).abs().max()) == 0.0
+    assert module.steps_taken == 2
