@@ -16,10 +16,11 @@ Steps 2-5 are :func:`release_embedding`, a pure function the tests audit directl
 Step 1 is :mod:`benchmark.adapt.per_image_ti` (batched per-image TI equals independent runs).
 
 **Randomness of the release.** The subsample and the noise must be secret: anyone who can
-recompute them can subtract the noise. They are drawn from a generator seeded by the OS
-(``secrets``) unless ``mechanism_seed`` is set, which makes runs reproducible but the
-release non-private against whoever knows the seed (reported as
-``privacy/mechanism_randomness: seeded`` with a warning).
+recompute them can subtract the noise. They are drawn from numpy's Philox4x64-10, a
+counter-based generator, under a 128-bit key from the OS (``secrets``;
+:func:`benchmark.privacy.randomness.release_key`) unless ``mechanism_seed`` is set, which
+makes runs reproducible but the release non-private against whoever knows the seed
+(reported as ``privacy/mechanism_randomness: seeded`` with a warning).
 
 The per-image embeddings are private and noiseless: they live only in the owner-only
 cache (:mod:`benchmark.adapt.embedding_cache`); nothing computed from them other than
@@ -34,6 +35,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import torch
 
 from benchmark.config import ConfigError, PrivacyConfig
@@ -47,7 +49,7 @@ from benchmark.adapt.textual_inversion import resolve_templates
 from benchmark.models.backbone import Backbone
 from benchmark.privacy import PrivacyReport, calibrate_noisy_mean, sensitivity_of_mean
 from benchmark.privacy.accountants import ACCOUNTANTS, NEIGHBOURING
-from benchmark.privacy.randomness import check_mechanism_seed, mechanism_seed
+from benchmark.privacy.randomness import check_mechanism_seed, release_key, release_rng
 from benchmark.privacy.validation import (check_delta, check_epsilon, check_public_divisor, check_radius,
                                           check_subsample)
 
@@ -73,7 +75,7 @@ def bound_embeddings(vectors: torch.Tensor, radius: float, bound: str = "normali
     raise ConfigError(f"method.bound must be one of {BOUNDS}, got {bound!r}")
 
 
-def draw_subset(n: int, m: int, sampling: str, generator: torch.Generator) -> torch.Tensor:
+def draw_subset(n: int, m: int, sampling: str, rng: np.random.Generator) -> torch.Tensor:
     """Indices of the records in the release, drawn the way ``PrivacyReport.sampling`` says.
 
     ``none``: all ``n``; ``without_replacement``: a uniform subset of exactly ``m``;
@@ -82,15 +84,15 @@ def draw_subset(n: int, m: int, sampling: str, generator: torch.Generator) -> to
     if sampling == "none":
         return torch.arange(n)
     if sampling == "without_replacement":
-        return torch.randperm(n, generator=generator)[:m].sort().values
+        return torch.from_numpy(np.sort(rng.permutation(n)[:m]))
     if sampling == "poisson":
-        return torch.nonzero(torch.rand(n, generator=generator, dtype=torch.float64) < m / n).flatten()
+        return torch.from_numpy(np.flatnonzero(rng.random(n) < m / n))
     raise ValueError(f"unknown sampling scheme {sampling!r}")
 
 
 def release_embedding(embeddings: torch.Tensor, report: PrivacyReport, radius: float, m: int, *,
                       bound: str = "normalize", center: Optional[torch.Tensor] = None, rescale: bool = False,
-                      generator: torch.Generator) -> torch.Tensor:
+                      rng: np.random.Generator) -> torch.Tensor:
     """DPAgg-TI steps 2-5: the DP release ``u*`` from the ``n x D`` per-image embeddings.
 
     ``report`` must come from ``calibrate_noisy_mean(..., radius, n, m, ...)``: its noise
@@ -99,7 +101,8 @@ def release_embedding(embeddings: torch.Tensor, report: PrivacyReport, radius: f
     ``report.sampling`` requires. The sum is divided by the public ``m`` (never by the
     size of a Poisson sample). ``center`` (the initializer row) is subtracted before
     bounding and added back after the noise; ``rescale`` sets the noisy (centred) mean to
-    norm ``radius``, post-processing that costs no privacy.
+    norm ``radius``, post-processing that costs no privacy. The subset and the noise are
+    drawn from ``rng`` (the release's Philox generator, :func:`release_rng`), subset first.
     """
     n = embeddings.shape[0]
     expected = sensitivity_of_mean(radius, m, report.neighbouring)
@@ -115,10 +118,10 @@ def release_embedding(embeddings: torch.Tensor, report: PrivacyReport, radius: f
     # the data-independent zero (the initializer row when centring). Nothing reports how many.
     u = torch.where(torch.isfinite(u).all(dim=-1, keepdim=True), u, torch.zeros_like(u))
     u = bound_embeddings(u, radius, bound)
-    subset = draw_subset(n, m, report.sampling, generator)
+    subset = draw_subset(n, m, report.sampling, rng)
     release = u[subset].sum(dim=0) / m
     if report.sigma > 0:
-        release = release + report.sigma * torch.randn(release.shape, generator=generator, dtype=torch.float64)
+        release = release + report.sigma * torch.from_numpy(rng.standard_normal(tuple(release.shape)))
     if rescale:
         release = release * (radius / release.norm().clamp_min(torch.finfo(release.dtype).tiny))
     if center is not None:
@@ -270,11 +273,10 @@ class DPAggTI(AdaptationMethod):
         rows, hit, train_s = self.per_image_embeddings(backbone, data, ctx, templates, init, identity)
 
         private = not math.isinf(report.epsilon)
-        seed, randomness = mechanism_seed(self.mechanism_seed, private, "the subsample and the noise")
-        generator = torch.Generator().manual_seed(seed)
+        key, randomness = release_key(self.mechanism_seed, private, "the subsample and the noise")
         released = release_embedding(rows, report, radius, m, bound=self.bound,
                                      center=init if self.center else None, rescale=self.rescale_output,
-                                     generator=generator).float()
+                                     rng=release_rng(key, "dpagg-ti")).float()
         # Data-parallel: one release (rank 0's noise), the same embedding on every rank.
         released = distributed.broadcast_object(released)
         path = ctx.output_dir / "learned_embeds.safetensors"

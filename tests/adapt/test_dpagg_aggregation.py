@@ -11,6 +11,7 @@ import torch
 
 from benchmark.adapt.dpagg_ti import bound_embeddings, draw_subset, release_embedding
 from benchmark.privacy import audit_epsilon_lower_bound, calibrate_noisy_mean
+from benchmark.privacy.randomness import release_rng
 
 DELTA = 1e-5
 
@@ -21,6 +22,11 @@ def _report(epsilon, n, m, radius=1.0, neighbouring="replace_one", accountant="p
 
 def _gen(seed=0):
     return torch.Generator().manual_seed(seed)
+
+
+def _rng(seed=0):
+    """The release's own kind of generator (Philox), seeded as a test needs."""
+    return release_rng(seed, "test")
 
 
 def test_clip_keeps_short_rows_and_normalize_puts_every_row_on_the_sphere():
@@ -50,15 +56,15 @@ def test_an_adversarial_image_moves_the_noiseless_aggregate_by_at_most_the_sensi
         attacked = base.clone()
         attacked[trial % n] = 1e6 * torch.randn(dim, generator=g)  # a huge-norm embedding
         seed = 100 + trial  # the same subsample on both neighbours (a coupling)
-        a = release_embedding(base, report, radius, m, bound=bound, center=center, generator=_gen(seed))
-        b = release_embedding(attacked, report, radius, m, bound=bound, center=center, generator=_gen(seed))
+        a = release_embedding(base, report, radius, m, bound=bound, center=center, rng=_rng(seed))
+        b = release_embedding(attacked, report, radius, m, bound=bound, center=center, rng=_rng(seed))
         worst = max(worst, float((a - b).norm()))
     assert worst <= report.sensitivity * (1 + 1e-6)
     # The bound is tight: a record swapped for its opposite moves the mean by exactly 2R/m.
     flipped = base.clone()
     flipped[0] = -base[0] + (2 * center if centred else 0)
-    a = release_embedding(base, report, radius, m, bound=bound, center=center, generator=_gen(7))
-    b = release_embedding(flipped, report, radius, m, bound=bound, center=center, generator=_gen(7))
+    a = release_embedding(base, report, radius, m, bound=bound, center=center, rng=_rng(7))
+    b = release_embedding(flipped, report, radius, m, bound=bound, center=center, rng=_rng(7))
     moved = float((a - b).norm())
     assert moved <= report.sensitivity * (1 + 1e-6)
     if m == n:
@@ -70,12 +76,12 @@ def test_epsilon_inf_releases_the_exact_mean_of_the_bounded_embeddings():
     v = 5 * torch.randn(n, dim, generator=_gen(2))
     center = torch.randn(dim, generator=_gen(3))
     report = _report(math.inf, n, n, radius)
-    plain = release_embedding(v, report, radius, n, bound="normalize", generator=_gen())
+    plain = release_embedding(v, report, radius, n, bound="normalize", rng=_rng())
     torch.testing.assert_close(plain, bound_embeddings(v, radius, "normalize").mean(0), atol=1e-6, rtol=0)
-    centred = release_embedding(v, report, radius, n, bound="clip", center=center, generator=_gen())
+    centred = release_embedding(v, report, radius, n, bound="clip", center=center, rng=_rng())
     torch.testing.assert_close(centred, bound_embeddings(v - center, radius, "clip").mean(0) + center,
                                atol=1e-6, rtol=0)
-    rescaled = release_embedding(v, report, radius, n, rescale=True, generator=_gen())
+    rescaled = release_embedding(v, report, radius, n, rescale=True, rng=_rng())
     assert float(rescaled.norm()) == pytest.approx(radius, rel=1e-6)
     torch.testing.assert_close(rescaled / rescaled.norm(), plain / plain.norm())
 
@@ -87,8 +93,8 @@ def test_the_noise_std_is_the_reported_sigma(neighbouring):
     report = _report(1.0, n, n, radius, neighbouring)
     assert report.sigma == pytest.approx(report.noise_multiplier * report.sensitivity)
     exact = bound_embeddings(v.double(), radius, "normalize").mean(0)
-    g = _gen(5)
-    residuals = torch.stack([release_embedding(v.double(), report, radius, n, generator=g) - exact
+    g = _rng(5)
+    residuals = torch.stack([release_embedding(v.double(), report, radius, n, rng=g) - exact
                              for _ in range(draws)])
     # 128k N(0, sigma^2) samples: the std is within ~0.4% (1 s.e.); 2% is > 5 s.e.
     assert float(residuals.std()) == pytest.approx(report.sigma, rel=0.02)
@@ -100,7 +106,7 @@ def test_the_noise_std_is_the_reported_sigma(neighbouring):
 
 def test_subsets_are_drawn_as_the_report_requires():
     n, m, trials = 10, 4, 4000
-    g = _gen(6)
+    g = _rng(6)
     counts = torch.zeros(n)
     for _ in range(trials):
         subset = draw_subset(n, m, "without_replacement", g)
@@ -118,9 +124,9 @@ def test_the_release_refuses_a_report_for_other_parameters():
     report = _report(1.0, 8, 8, radius=1.0)
     v = torch.randn(8, 4)
     with pytest.raises(ValueError, match="does not match"):
-        release_embedding(v, report, 2.0, 8, generator=_gen())  # another radius
+        release_embedding(v, report, 2.0, 8, rng=_rng())  # another radius
     with pytest.raises(ValueError, match="does not match"):
-        release_embedding(v[:6], report, 1.0, 8, generator=_gen())  # another n
+        release_embedding(v[:6], report, 1.0, 8, rng=_rng())  # another n
 
 
 def _audit(report, n, m, releases=20_000, seed=0):
@@ -128,12 +134,13 @@ def _audit(report, n, m, releases=20_000, seed=0):
     dim, radius = 4, 1.0
     g = _gen(seed)
     base = 2 * torch.randn(n, dim, generator=g, dtype=torch.float64)
+    g = _rng(seed)
     canary = torch.tensor([50.0, 0.0, 0.0, 0.0], dtype=torch.float64)  # huge norm: normalised to R e1
     d0, d1 = base.clone(), base.clone()
     d0[0], d1[0] = canary, -canary
 
     def statistic(data):  # the optimal test for a Gaussian mean shift: projection on e1
-        return [float(release_embedding(data, report, radius, m, generator=g)[0]) for _ in range(releases)]
+        return [float(release_embedding(data, report, radius, m, rng=g)[0]) for _ in range(releases)]
 
     return audit_epsilon_lower_bound(statistic(d0), statistic(d1), DELTA, confidence=0.95)
 
@@ -167,6 +174,6 @@ def test_a_non_finite_embedding_counts_as_the_data_independent_zero(centred, bad
     replaced = v.clone()
     replaced[2] = init if centred else 0.0  # zero after centring: the initializer row itself
     report = _report(1.0, n, n, radius)
-    got = release_embedding(broken, report, radius, n, center=init, generator=_gen(9))
+    got = release_embedding(broken, report, radius, n, center=init, rng=_rng(9))
     assert torch.isfinite(got).all()
-    assert torch.equal(got, release_embedding(replaced, report, radius, n, center=init, generator=_gen(9)))
+    assert torch.equal(got, release_embedding(replaced, report, radius, n, center=init, rng=_rng(9)))

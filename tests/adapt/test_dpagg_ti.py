@@ -92,7 +92,17 @@ def test_the_cache_key_changes_with_everything_the_embeddings_depend_on(micro_wo
     assert base not in keys and len(keys) == len(variants)
 
 
-def test_dpagg_run_reports_the_privacy_it_spent(run_job, tmp_path):
+def test_dpagg_run_reports_the_privacy_it_spent(run_job, tmp_path, monkeypatch):
+    from benchmark.adapt import dpagg_ti
+    from benchmark.privacy.randomness import release_rng
+
+    keys = []  # the release's Philox keys: 128 secret bits, or the configured seed
+
+    def recording_rng(key, purpose):
+        keys.append(key)
+        return release_rng(key, purpose)
+
+    monkeypatch.setattr(dpagg_ti, "release_rng", recording_rng)
     cache = tmp_path / "cache"
     common = ["method=dpagg_ti", "method.max_steps=2", "method.batch_size=2", f"method.cache_dir={cache}"]
     metrics, out = run_job([*common, "privacy=dp", "privacy.epsilon=1"], tmp_path / "eps1")
@@ -114,6 +124,7 @@ def test_dpagg_run_reports_the_privacy_it_spent(run_job, tmp_path):
                         tmp_path / "seeded")
     assert seeded["privacy/mechanism_randomness"] == "seeded"
     assert seeded["privacy/valid_against"] == "no-one-with-the-seed"  # the seed is in the run directory
+    assert keys[0].bit_length() > 64 and keys[2] == 3  # P(a secret 128-bit key < 2^64) = 2^-64
 
 
 def test_a_mechanism_seed_never_leaves_the_machine():
