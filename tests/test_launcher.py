@@ -78,7 +78,7 @@ def test_gpu_leases_give_parallel_jobs_different_gpus(tmp_path, monkeypatch):
 
 
 def test_experiments_are_multiruns_with_a_fixed_sweep_dir_and_group():
-    for name in ("dpagg_vs_dpsgd", "memorization_tradeoff"):
+    for name in ("dpagg_vs_dpsgd", "memorization_tradeoff", "dp_by_n"):
         cfg = _compose_with_hydra([f"experiment={name}"])
         assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
         assert cfg.hydra.sweep.dir == f"outputs/sweeps/{name}" and cfg.group == name
@@ -87,6 +87,15 @@ def test_experiments_are_multiruns_with_a_fixed_sweep_dir_and_group():
         # The job directories name what varies, so a resumed sweep finds the same ones.
         subdir = _unresolved(cfg.hydra.sweep)["subdir"]
         assert "${guidance.name}" in subdir and "${hydra.job.num}" in subdir
+
+
+def test_dp_by_n_sweeps_the_private_set_size_outermost_over_at_least_five_sizes():
+    params = _compose_with_hydra(["experiment=dp_by_n"]).hydra.sweeper.params
+    assert list(params)[0] == "dataset.world.num_adapt"  # small sets finish first
+    sizes = [int(v) for v in str(params["dataset.world.num_adapt"]).split(",")]
+    assert sizes == sorted(sizes) and {16, 32, 64, 128, 256} <= set(sizes)
+    assert set(str(params["method"]).split(",")) == {"dpagg_ti", "dpsgd_ti", "dpsgd_lora", "ti"}
+    assert set(str(params["privacy.epsilon"]).split(",")) == {"1", "4", "inf"}
 
 
 def test_run_directories_name_the_guidance():
