@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -88,6 +89,8 @@ def main(cfg: DictConfig) -> None:
     from benchmark.resume import finished_metrics
     from benchmark.run import run
 
+    quiet_console()  # importing Lightning (above) installed its own console handler: route it through ours
+
     if cfg.get("group") is None and hydra_cfg.mode == RunMode.MULTIRUN:
         with open_dict(cfg):
             cfg.group = sweep_group(hydra_cfg.sweep.dir)  # one W&B group per sweep
@@ -102,6 +105,8 @@ def main(cfg: DictConfig) -> None:
                  output_dir, done.get("config_hash"))
         print(f"skipped (finished, config hash {done.get('config_hash')}): {output_dir}")
         return
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     try:
         _prepare_data_parallel_child_command(cfg, output_dir)
         with gpu_lease(cfg.get("gpu_pool")):
@@ -110,6 +115,9 @@ def main(cfg: DictConfig) -> None:
         log.error("%s: %s", type(err).__name__, err)
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
+    except SIGTERMException:  # Lightning's stop on SIGTERM is a SystemExit whose code is 0
+        log.error("terminated (SIGTERM) before the job finished: %s has no metrics.json", output_dir)
+        sys.exit(128 + signal.SIGTERM)  # the shell's code for a job killed by SIGTERM
     if metrics:  # {} on the ranks > 0 of a data-parallel job
         print(format_metrics_table(metrics))
         print(f"results: {output_dir}")

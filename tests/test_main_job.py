@@ -19,12 +19,13 @@ def _main_job(tmp_path, *overrides):
     res = subprocess.run([sys.executable, "-m", "benchmark", *overrides, f"hydra.run.dir={out}"],
                          capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
-    return json.loads((out / "metrics.json").read_text()), out, res.stdout
+    return json.loads((out / "metrics.json").read_text()), out, res.stdout + res.stderr
 
 
 def test_main_job_learns_the_private_style_and_logs_to_wandb_offline(tmp_path):
     metrics, out, stdout = _main_job(tmp_path)  # exactly the README's `python -m benchmark`
     assert "eval/private_style_rate" in stdout  # the printed metrics table
+    assert stdout.count("GPU available:") == 1 and "litlogger" not in stdout  # one line per event, no tips
     assert list((out / "wandb").glob("offline-run-*")), "no offline W&B run"
     assert (out / ".hydra" / "config.yaml").is_file() and (out / "samples_grid.png").is_file()
     assert metrics["time/total_s"] < 300, "the main job must take at most 5 minutes"

@@ -67,6 +67,26 @@ SWEEP = ["-m", "experiment=smoke", "method=dpagg_ti_quick,dpsgd_ti_quick", "priv
 
 
 @pytest.mark.slow
+def test_a_job_terminated_during_training_exits_143_and_leaves_no_metrics(tmp_path, micro_world):
+    """Lightning turns SIGTERM into a SystemExit with code 0: a killed job must not look finished."""
+    out, log = tmp_path / "run", tmp_path / "log"
+    with open(log, "w") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "benchmark", "model=micro", "method=ti", "method.max_steps=5000",
+                                 "logger=none", f"hydra.run.dir={out}"], cwd=REPO, env=ENV, stdout=sink, stderr=sink)
+        deadline = time.time() + 300
+        try:
+            while "steps:" not in log.read_text(errors="replace"):  # training has started
+                assert proc.poll() is None and time.time() < deadline, log.read_text()[-2000:]
+                time.sleep(0.1)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+        finally:
+            proc.kill()
+    assert not (out / "metrics.json").exists()
+    assert "terminated (SIGTERM)" in log.read_text(errors="replace")
+
+
+@pytest.mark.slow
 def test_killed_multirun_started_again_runs_only_unfinished_jobs(tmp_path, micro_world):
     sweep = tmp_path / "sweep"
     args = SWEEP + [f"hydra.sweep.dir={sweep}", quick_methods(tmp_path)]
