@@ -135,8 +135,9 @@ class TextualInversionModule(L.LightningModule):
     """Lightning module that trains placeholder rows with the denoising loss."""
 
     def __init__(self, backbone: Backbone, placeholder_ids: list[int], init_rows: torch.Tensor,
-                 learning_rate: float, seed: int):
+                 learning_rate: float, seed: int, max_norm: Optional[float] = None):
         super().__init__()
+        self.max_norm = max_norm  # None: rows are free; else projected onto the ball after every step
         self.text_encoder = backbone.text_encoder
         self.unet = backbone.unet
         self.noise_scheduler = backbone.scheduler
@@ -176,6 +177,12 @@ class TextualInversionModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(per_example))
         return loss
 
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.max_norm is not None:  # projected gradient descent onto {|v| <= max_norm}
+            with torch.no_grad():
+                rows = self.embedding.rows
+                rows.mul_((self.max_norm / rows.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0))
+
     def configure_optimizers(self):
         # No weight decay: decoupled decay would shrink the row towards zero for no reason.
         return torch.optim.AdamW([self.embedding.rows], lr=self.learning_rate, weight_decay=0.0)
@@ -193,6 +200,7 @@ class TextualInversion(AdaptationMethod):
     batch_size: int
     learning_rate: float
     templates: Optional[list[str]]  # None: the dataset's concept.templates, else the paper's generic ones
+    max_norm: Optional[float]  # None: free row; else its norm is kept <= max_norm (projected)
     private = False
 
     def templates_for(self, data: BenchmarkDataset) -> list[str]:
@@ -203,6 +211,8 @@ class TextualInversion(AdaptationMethod):
         check_positive(self.max_steps, "method.max_steps", integer=True)
         check_positive(self.batch_size, "method.batch_size", integer=True)
         check_positive(self.learning_rate, "method.learning_rate")
+        if self.max_norm is not None:
+            check_positive(self.max_norm, "method.max_norm")
 
     def adapt(self, backbone: Backbone, data: BenchmarkDataset, ctx: RunContext) -> Adaptation:
         concept = data.config.concept
@@ -211,7 +221,7 @@ class TextualInversion(AdaptationMethod):
                                         [0] * len(data.adapt), ctx.seed)
         loader = DataLoader(dataset, batch_size=min(self.batch_size, len(dataset)), shuffle=True,
                             generator=torch.Generator().manual_seed(ctx.seed), drop_last=False)
-        module = TextualInversionModule(backbone, ids, init.unsqueeze(0), self.learning_rate, ctx.seed)
+        module = TextualInversionModule(backbone, ids, init.unsqueeze(0), self.learning_rate, ctx.seed, self.max_norm)
         trainer = ctx.make_trainer(max_steps=self.max_steps, stage="adapt")
         trainer.fit(module, train_dataloaders=loader)
         learned = module.embedding.rows.detach()[0].cpu()

@@ -49,3 +49,37 @@ def test_initializer_must_be_one_token(micro_world):
     bb = load_backbone(run_config().model)
     with pytest.raises(ValueError, match="single token"):
         bb.add_placeholder_tokens(["<x>"], "quiet harbor")
+
+
+def test_max_norm_keeps_the_learned_row_on_the_ball_and_a_bad_value_names_the_key(tmp_path, micro_world):
+    from benchmark.config import ConfigError, PrivacyConfig  # noqa: F401
+
+    run = run_config()
+    bb = load_backbone(run.model)
+    data = load_dataset(run.dataset, 32)
+    init_norm = float(bb.text_encoder.get_input_embeddings().weight[bb.tokenizer.convert_tokens_to_ids("painting")]
+                      .norm())
+    ti = method_from_yaml("ti", max_steps=4, batch_size=4, learning_rate=0.5, max_norm=init_norm / 2)
+    learned = ti.adapt(bb, data, context(run, tmp_path, seed=0)).embeddings["<S*>"]
+    assert float(learned.norm()) == pytest.approx(init_norm / 2, rel=1e-5)  # lr 0.5 leaves the ball every step
+    with pytest.raises(ValueError, match="method.max_norm"):
+        method_from_yaml("ti", max_norm=-1.0).check(run.privacy)
+
+
+@pytest.mark.slow  # two jobs (~10 s)
+def test_embedding_file_binds_the_row_and_refuses_a_missing_file_or_a_wrong_width(tmp_path, run_job):
+    from safetensors.torch import save_file
+
+    from benchmark.config import ConfigError
+
+    width = load_backbone(run_config().model).text_encoder.get_input_embeddings().weight.shape[1]
+    row = torch.randn(width, generator=torch.Generator().manual_seed(0))
+    save_file({"<S*>": row}, tmp_path / "row.safetensors")
+    metrics, out = run_job(["method=embedding_file", f"method.path={tmp_path / 'row.safetensors'}"])
+    assert metrics["adapt/embedding_norm"] == pytest.approx(float(row.norm()))
+    assert metrics["privacy/epsilon"] == float("inf") and "eval/private_style_rate" in metrics
+    with pytest.raises(ConfigError, match="method.path=.*no such file"):
+        method_from_yaml("embedding_file", path=str(tmp_path / "absent.safetensors")).check(run_config().privacy)
+    save_file({"<S*>": torch.zeros(width + 1)}, tmp_path / "wide.safetensors")
+    with pytest.raises(ConfigError, match=f"{width + 1} values.*{width}"):
+        run_job(["method=embedding_file", f"method.path={tmp_path / 'wide.safetensors'}"], tmp_path / "wide")
