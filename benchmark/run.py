@@ -7,6 +7,9 @@
   timed step, ``time/calibrate_s``), then guides every step of the sampling plan:
   ``images/``, ``images/index.jsonl``, ``samples_grid.png`` (:mod:`benchmark.sampling`);
 - **evaluate**: the metrics ``eval.metrics`` lists, once, on rank 0;
+- **membership inference** (``eval.membership_inference.enabled``, rank 0, evaluation
+  only): attacks on the release, members vs held-out images, ``privacy/mia_*`` and
+  ``privacy_eval/mia_scores.jsonl`` (:mod:`benchmark.metrics.membership_stage`);
 - **results**: ``metrics.json``, written atomically and last (:mod:`benchmark.results`).
 
 Guidance is post-processing of the adaptation's release, so a job's privacy is the
@@ -34,6 +37,7 @@ from benchmark.lightning import distributed
 from benchmark.lightning.factories import make_trainer_factory
 from benchmark.lightning.loggers import finish, log_sample_grid, make_logger
 from benchmark.metrics.evaluate import Evaluator
+from benchmark.metrics.membership_stage import check_membership_inference, evaluation_only_keys, membership_inference
 from benchmark.models.backbone import Backbone, load_backbone
 from benchmark.preflight import preflight
 from benchmark.results import metrics_record, numeric_metrics, public_config, write_results
@@ -58,10 +62,10 @@ def build_method(node: DictConfig, group: str = "method"):
     return method
 
 
-def job_stages(method: AdaptationMethod, guidance: GuidanceMethod, is_world: bool) -> list[str]:
+def job_stages(method: AdaptationMethod, guidance: GuidanceMethod, is_world: bool, mia: bool = False) -> list[str]:
     """The stages that do work in this job, in order; ``"-".join`` is its W&B ``job_type``."""
     return [*(["adapt"] if method.learns else []), *(["calibrate"] if guidance.calibrates(is_world) else []),
-            "sample", "evaluate"]
+            "sample", "evaluate", *(["mia"] if mia else [])]
 
 
 def warn_if_private_prompts(method: AdaptationMethod, dataset: DatasetConfig) -> None:
@@ -112,9 +116,11 @@ def _stages(cfg: DictConfig, run_cfg: RunConfig, method: AdaptationMethod, guida
         data = load_dataset(run_cfg.dataset, run_cfg.model.resolution)
     # What evaluation will need (CLIP, SSCD, enough images) is checked before any training.
     preflight(run_cfg.model, run_cfg.eval, data, backbone.world_dir, method.name if method.learns else None)
+    mia_cfg = run_cfg.eval.membership_inference
+    check_membership_inference(mia_cfg, backbone, data)
     warn_if_private_prompts(method, run_cfg.dataset)
     evaluator = Evaluator(run_cfg.model, run_cfg.eval, backbone.world_dir, run_cfg.seed, device)
-    stages = job_stages(method, guidance, backbone.world_dir is not None)
+    stages = job_stages(method, guidance, backbone.world_dir is not None, mia_cfg.enabled)
     epsilon = float(run_cfg.privacy.epsilon)
     names = (method.name, guidance.name, data.name)
     logger = make_logger(run_cfg.logger, output_dir, f"{'-'.join(names)}-eps{epsilon:g}-s{run_cfg.seed}",
@@ -122,7 +128,8 @@ def _stages(cfg: DictConfig, run_cfg: RunConfig, method: AdaptationMethod, guida
                          tags=[f"method:{method.name}", f"guidance:{guidance.name}", f"dataset:{data.name}",
                                f"epsilon:{epsilon:g}", f"model:{backbone.name}"],
                          resolved_config={**public_config(resolved),  # W&B marks what the DP guarantee leaves out
-                                          "evaluation_only": evaluator.evaluation_only_keys()},
+                                          "evaluation_only": sorted(evaluator.evaluation_only_keys()
+                                                                    + evaluation_only_keys(mia_cfg))},
                          job_type="-".join(stages))
     make_trainer = make_trainer_factory(run_cfg.strategy, logger, output_dir)
     succeeded = False
@@ -146,11 +153,16 @@ def _stages(cfg: DictConfig, run_cfg: RunConfig, method: AdaptationMethod, guida
             return {}  # evaluation and results are rank 0's
         with timed(timings, "evaluate"):
             scores = evaluator(gens, data)
+        identity = {"method": method.name, "guidance": guidance.name, "dataset": data.name,
+                    "model": backbone.name, "seed": run_cfg.seed, "job_type": "-".join(stages)}
+        attack: dict[str, float] = {}
+        if mia_cfg.enabled:
+            with timed(timings, "mia"):
+                attack = membership_inference(mia_cfg, backbone, data, method, adaptation, gens, evaluator.context,
+                                              output_dir, {**identity, "target_epsilon": epsilon})
         record = metrics_record(
-            identity={"method": method.name, "guidance": guidance.name, "dataset": data.name,
-                      "model": backbone.name, "seed": run_cfg.seed, "job_type": "-".join(stages)},
-            privacy=adaptation.privacy, target_epsilon=epsilon,
-            parts=[adaptation.metrics, calibration.metrics(), scores], timings=timings, resolved=resolved,
+            identity=identity, privacy=adaptation.privacy, target_epsilon=epsilon,
+            parts=[adaptation.metrics, calibration.metrics(), scores, attack], timings=timings, resolved=resolved,
             dataset_hash=data.content_hash, world_dir=backbone.world_dir)
         if logger is not None:
             logger.log_metrics(numeric_metrics(record))  # the config went to W&B as its config

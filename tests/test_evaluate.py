@@ -137,7 +137,9 @@ def test_declarations_match_the_judge_and_give_directions():
     assert keys["eval/fid"].summary == "min" and keys["eval/clip_score"].summary == "max"
     assert keys["eval/memorized_fraction_copied"].summary == "min"
     assert keys["eval/detection_magnitude_control"].summary == "last"
-    assert not [k for k in keys if not k.startswith("eval/")]
+    # Besides eval/*, only the membership-inference stage declares keys (privacy/mia_*, all evaluation only).
+    assert not [k for k in keys if not k.startswith(("eval/", "privacy/mia_"))]
+    assert all(keys[k].reads_private_data for k in keys if k.startswith("privacy/mia_"))
 
 
 def test_wandb_summaries_are_the_declarations():
@@ -150,7 +152,7 @@ def test_wandb_summaries_are_the_declarations():
             defined[name] = summary
 
     factories.define_summary_metrics(Spy())
-    assert {k: v for k, v in defined.items() if k.startswith("eval/")} == {
+    assert {k: v for k, v in defined.items() if k.startswith(("eval/", "privacy/mia_"))} == {
         k: key.summary for k, key in declared_keys().items()}
     assert defined["privacy/*"] == "last" and not [k for k in defined if k.startswith("memorization/")]
 

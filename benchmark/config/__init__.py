@@ -9,13 +9,14 @@
 
 from benchmark.config.compose import CONFIG_DIR, compose_config, default_config, to_typed
 from benchmark.config.errors import ConfigError, describe_config_error
-from benchmark.config.schema import (ConceptConfig, DatasetConfig, EvalConfig, LoggerConfig, ModelConfig,
-                                     PrivacyConfig, RunConfig, SamplerConfig, StrategyConfig, StrengthConfig,
-                                     WandbLoggerConfig, WorldSourceConfig)
+from benchmark.config.schema import (ConceptConfig, DatasetConfig, EvalConfig, LoggerConfig,
+                                     MembershipInferenceConfig, ModelConfig, PrivacyConfig, RunConfig, SamplerConfig,
+                                     StrategyConfig, StrengthConfig, WandbLoggerConfig, WorldSourceConfig)
 from benchmark.config.validation import validate_config
 
 __all__ = [
-    "CONFIG_DIR", "ConceptConfig", "ConfigError", "DatasetConfig", "EvalConfig", "LoggerConfig", "ModelConfig",
-    "PrivacyConfig", "RunConfig", "SamplerConfig", "StrategyConfig", "StrengthConfig", "WandbLoggerConfig",
+    "CONFIG_DIR", "ConceptConfig", "ConfigError", "DatasetConfig", "EvalConfig", "LoggerConfig",
+    "MembershipInferenceConfig", "ModelConfig", "PrivacyConfig", "RunConfig", "SamplerConfig", "StrategyConfig",
+    "StrengthConfig", "WandbLoggerConfig",
     "WorldSourceConfig", "compose_config", "default_config", "describe_config_error", "to_typed", "validate_config",
 ]

@@ -94,6 +94,17 @@ class SamplerConfig:
 
 
 @dataclass
+class MembershipInferenceConfig:
+    """The evaluation-only membership-inference stage (benchmark/metrics/membership_stage.py)."""
+
+    enabled: bool
+    timesteps: list[int]  # the loss attack's fixed diffusion timesteps
+    noises_per_timestep: int  # fixed (latent sample, noise) draws per timestep
+    noise_seed: int  # public seed of those draws: identical for every image and run
+    batch_size: int  # (candidate, draw) pairs per UNet call
+
+
+@dataclass
 class EvalConfig:
     num_images: int
     images_per_prompt: Optional[int]  # null: spread num_images over the prompts
@@ -102,6 +113,7 @@ class EvalConfig:
     memorization_threshold: Optional[float]  # null: the model's copy_threshold
     grid_images: int
     sampler: SamplerConfig
+    membership_inference: MembershipInferenceConfig
 
 
 @dataclass
@@ -147,7 +159,7 @@ class StrengthConfig:
 SCHEMA_PATHS: dict[type, str] = {
     ModelConfig: "model", DatasetConfig: "dataset", ConceptConfig: "dataset.concept",
     WorldSourceConfig: "dataset.world", PrivacyConfig: "privacy", EvalConfig: "eval",
-    SamplerConfig: "eval.sampler", StrategyConfig: "strategy", LoggerConfig: "logger",
+    SamplerConfig: "eval.sampler", MembershipInferenceConfig: "eval.membership_inference", StrategyConfig: "strategy", LoggerConfig: "logger",
     WandbLoggerConfig: "logger", StrengthConfig: "strength",
 }
 

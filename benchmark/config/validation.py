@@ -84,6 +84,14 @@ def check_ranges(model: ModelConfig, dataset: DatasetConfig, privacy: PrivacyCon
     _positive("eval.grid_images", evaluation.grid_images, integer=True)
     _positive("eval.sampler.num_inference_steps", evaluation.sampler.num_inference_steps, integer=True)
     _positive("eval.sampler.batch_size", evaluation.sampler.batch_size, integer=True)
+    mia = evaluation.membership_inference
+    if not mia.timesteps:
+        raise ConfigError("eval.membership_inference.timesteps must list at least one timestep")
+    for t in mia.timesteps:
+        if not isinstance(t, int) or isinstance(t, bool) or t < 0:
+            raise ConfigError(f"eval.membership_inference.timesteps must be integers >= 0, got {t!r}")
+    _positive("eval.membership_inference.noises_per_timestep", mia.noises_per_timestep, integer=True)
+    _positive("eval.membership_inference.batch_size", mia.batch_size, integer=True)
     _positive("strategy.num_nodes", strategy.num_nodes, integer=True)
     _positive("strategy.accumulate_grad_batches", strategy.accumulate_grad_batches, integer=True)
     _positive("strategy.gradient_clip_val", strategy.gradient_clip_val, optional=True)

@@ -62,6 +62,10 @@ class Metric(ABC):
 EVALUATOR_KEYS = (MetricKey("eval/num_images", None, "generations evaluated", "images"),)
 
 _METRICS: dict[str, type[Metric]] = {}
+# Keys written by a stage of their own rather than by an ``eval.metrics`` metric (the
+# membership-inference stage): declared here so directions, W&B summaries and
+# ``evaluation_only`` treat them like every metric's keys.
+_STAGE_KEYS: dict[str, tuple[MetricKey, ...]] = {}
 
 
 def register_metric(cls: type[Metric]) -> type[Metric]:
@@ -73,11 +77,28 @@ def register_metric(cls: type[Metric]) -> type[Metric]:
         raise ValueError(f"metric {cls.name!r} is already registered ({_METRICS[cls.name].__qualname__})")
     taken = {k.name: name for name, other in _METRICS.items() if other is not cls for k in other.keys}
     taken.update({k.name: "the evaluator" for k in EVALUATOR_KEYS})
+    taken.update({k.name: f"stage {stage!r}" for stage, keys in _STAGE_KEYS.items() for k in keys})
     for key in cls.keys:
         if key.name in taken:
             raise ValueError(f"metric {cls.name!r} declares {key.name!r}, already declared by {taken[key.name]}")
     _METRICS[cls.name] = cls
     return cls
+
+
+def register_stage_keys(stage: str, keys: tuple[MetricKey, ...]) -> tuple[MetricKey, ...]:
+    """Declare the keys a stage (not an ``eval.metrics`` metric) writes; unique like metrics' keys."""
+    taken = {k.name: name for name, cls in _METRICS.items() for k in cls.keys}
+    taken.update({k.name: f"stage {other!r}" for other, ks in _STAGE_KEYS.items() if other != stage for k in ks})
+    for key in keys:
+        if key.name in taken:
+            raise ValueError(f"stage {stage!r} declares {key.name!r}, already declared by {taken[key.name]}")
+    _STAGE_KEYS[stage] = tuple(keys)
+    return _STAGE_KEYS[stage]
+
+
+def stage_keys(stage: str) -> tuple[MetricKey, ...]:
+    """The keys :func:`register_stage_keys` declared for ``stage``."""
+    return _STAGE_KEYS[stage]
 
 
 def metric_names() -> list[str]:
@@ -94,8 +115,10 @@ def get_metric(name: str) -> type[Metric]:
 
 
 def declared_keys() -> dict[str, MetricKey]:
-    """Every key the evaluator can write, by name: its own and every registered metric's."""
+    """Every key the evaluator can write, by name: its own, every registered metric's and every stage's."""
     keys = {k.name: k for k in EVALUATOR_KEYS}
     for cls in _METRICS.values():
         keys.update({k.name: k for k in cls.keys})
+    for stage in _STAGE_KEYS.values():
+        keys.update({k.name: k for k in stage})
     return keys

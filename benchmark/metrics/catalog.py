@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 # declared_keys is re-exported: imported from here, it is complete (every metric below registered).
-from benchmark.metrics.base import Metric, MetricKey, declared_keys, register_metric  # noqa: F401
+from benchmark.metrics.base import (Metric, MetricKey, declared_keys, register_metric,  # noqa: F401
+                                   register_stage_keys)
 
 if TYPE_CHECKING:  # annotations only
     from benchmark.data.types import BenchmarkDataset, EvalPrompt
@@ -178,3 +179,37 @@ class Trigger(Metric):
             out[f"eval/{label}_trigger_fraction"] = float(trig[sel].mean())
         return out
 
+
+
+# --- the membership-inference stage (eval.membership_inference; benchmark/metrics/membership_stage.py)
+
+MIA_ATTACKS = (("loss", "denoising-loss threshold attack"), ("similarity", "generation-similarity attack"))
+MIA_FPRS = (("1pct", "1%"), ("0p1pct", "0.1%"))
+
+
+def _mia_attack_keys(attack: str, what: str) -> tuple[MetricKey, ...]:
+    # Every key reads the private members and held-out images: evaluation only, never
+    # covered by the release's (epsilon, delta) even though it is named privacy/*.
+    key = lambda name, better, text, unit="": MetricKey(f"privacy/mia_{attack}_{name}", better,  # noqa: E731
+                                                        f"{what}: {text}", unit, reads_private_data=True)
+    keys = [key("auc", False, "ROC AUC, members vs held-out (0.5: chance)"),
+            key("auc_low", None, "DeLong 95% interval of the AUC, low end"),
+            key("auc_high", None, "DeLong 95% interval of the AUC, high end")]
+    for suffix, fpr in MIA_FPRS:
+        keys += [key(f"tpr_at_fpr_{suffix}", False, f"TPR at empirical FPR <= {fpr}"),
+                 key(f"tpr_at_fpr_{suffix}_low", None, f"Clopper-Pearson 95% interval of the TPR at FPR {fpr}, low"),
+                 key(f"tpr_at_fpr_{suffix}_high", None, f"Clopper-Pearson 95% interval of the TPR at FPR {fpr}, high"),
+                 key(f"fpr_at_fpr_{suffix}", None, f"the empirical FPR of the threshold chosen for {fpr}"),
+                 key(f"dp_bound_at_fpr_{suffix}", None, f"DP runs: e^epsilon FPR + delta at that FPR (max TPR)")]
+    return tuple(keys)
+
+
+MIA_KEYS = register_stage_keys("membership_inference", (
+    *(k for attack, what in MIA_ATTACKS for k in _mia_attack_keys(attack, what)),
+    MetricKey("privacy/mia_exceeds_dp_bound", False, "DP runs: 1.0 if an attack's TPR (lower CP end) exceeds "
+              "the (epsilon, delta) bound (a bug or a broken guarantee), else 0.0", reads_private_data=True),
+    MetricKey("privacy/mia_num_members", None, "member candidates (the adaptation images)", "images",
+              reads_private_data=True),
+    MetricKey("privacy/mia_num_nonmembers", None, "non-member candidates (held-out images)", "images",
+              reads_private_data=True),
+))

@@ -40,7 +40,14 @@ VISIBILITY = {
 
 
 def visibility(metric: str) -> Optional[str]:
-    """The class of a metric column: release, privatedata, evalonly, or None (bookkeeping)."""
+    """The class of a metric column: release, privatedata, evalonly, or None (bookkeeping).
+
+    A declared key that reads private data is ``privatedata`` whatever its prefix: the
+    membership-inference figures are named ``privacy/mia_*`` but are not the release's.
+    """
+    key = declared_keys().get(metric)
+    if key is not None and key.reads_private_data:
+        return "privatedata"
     if metric.startswith("privacy/"):
         return "release"
     if metric.startswith(PRIVATE_DATA_PREFIXES):

@@ -2,7 +2,9 @@
 
 - ``utility_vs_epsilon.png``: one panel per utility metric, one line per method (and
   knob setting), mean ± std over seeds; epsilon on a log axis, ``inf`` (non-private)
-  drawn at a marked position right of the largest finite epsilon.
+  drawn at a marked position right of the largest finite epsilon; beside them, in the
+  same figure, the membership-inference attack AUCs (``privacy/mia_*_auc``, evaluation
+  only) with the chance level 0.5, when the runs report them.
 - ``memorization_vs_alignment.png``: per (method, guidance) that reports the memorization metric,
   its points (one per knob setting / epsilon) in the plane CLIP score x memorization:
   the privacy-utility curve of a mitigation method.
@@ -20,6 +22,7 @@ from benchmark.report.sweep import Row, SweepSummary
 from benchmark.utils.io import atomic_write_bytes
 
 DEFAULT_UTILITY_METRICS = ("eval/private_style_rate", "eval/fid", "eval/clip_score", "eval/accuracy_shape")
+DEFAULT_ATTACK_METRICS = ("privacy/mia_loss_auc", "privacy/mia_similarity_auc")
 DEFAULT_MEMORIZATION_METRICS = ("eval/memorized_fraction_copied", "eval/memorized_similarity_mean")
 DEFAULT_ALIGNMENT_METRIC = "eval/memorized_clip_score,eval/clip_score"  # the first one the runs report
 
@@ -47,9 +50,10 @@ def _series(rows: Sequence[Row], split_by_knobs: bool = True) -> dict[str, list[
     return series
 
 
-def plot_utility_vs_epsilon(summary: SweepSummary, path: Path,
-                            metrics: Sequence[str] = DEFAULT_UTILITY_METRICS) -> tuple[Optional[Path], str]:
-    present = [m for m in metrics if any(m in r.stats for r in summary.rows)]
+def plot_utility_vs_epsilon(summary: SweepSummary, path: Path, metrics: Sequence[str] = DEFAULT_UTILITY_METRICS,
+                            attack_metrics: Sequence[str] = DEFAULT_ATTACK_METRICS) -> tuple[Optional[Path], str]:
+    attacks = [m for m in attack_metrics if m not in metrics and any(m in r.stats for r in summary.rows)]
+    present = [m for m in metrics if any(m in r.stats for r in summary.rows)] + attacks
     if not present:
         return None, f"utility vs epsilon: skipped, no row has any of {', '.join(metrics)}"
     finite = sorted({r.epsilon for r in summary.rows if math.isfinite(r.epsilon) and r.epsilon > 0})
@@ -79,10 +83,13 @@ def plot_utility_vs_epsilon(summary: SweepSummary, path: Path,
         if finite:
             ax.axvline(math.sqrt(finite[-1] * inf_x), color="0.7", linestyle=":", linewidth=1)
         ax.set_xlabel("epsilon (∞: non-private)")
-        ax.set_title(metric)
+        ax.set_title(metric if metric not in attacks else f"{metric}\n(attack; eval only, private data)", fontsize=9)
+        if metric in attacks:  # an attack AUC: 0.5 is chance, what a perfect DP release would allow at eps -> 0
+            ax.axhline(0.5, color="0.4", linestyle="--", linewidth=1)
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="best")
-    fig.suptitle("utility vs privacy budget (mean ± std over seeds)", fontsize=10)
+    fig.suptitle("utility" + (" and membership-inference AUC" if attacks else "")
+                 + " vs privacy budget (mean ± std over seeds)", fontsize=10)
     _save(fig, path)
     plt.close(fig)
     return path, f"utility vs epsilon: `{path.name}` ({', '.join(present)})"

@@ -4,7 +4,9 @@ Writes into the sweep directory (or ``--out``): ``report.html`` (the page resear
 look at: sortable headline table, plots, gallery, runs, jobs without a result;
 :mod:`benchmark.report.html`), ``summary.md``, ``summary.csv`` (one row per method x
 guidance x epsilon [x knobs], mean and std over seeds of every metric),
-``utility_vs_epsilon.png`` and, when the runs report memorization,
+``utility_vs_epsilon.png`` (with the membership-inference AUCs beside utility when the
+runs report them), ``mia_pooled.md``/``.json`` (:mod:`benchmark.report.mia_pool`) when
+runs wrote membership scores, and, when the runs report memorization,
 ``memorization_vs_alignment.png``. The main table's columns are the declared metrics
 (benchmark/metrics/catalog.py) the runs report, marked ↑/↓ by their better direction,
 memorization columns (copying, per-group CLIP score, detection AUC, trigger rates)
@@ -70,6 +72,14 @@ def make_report(sweep_dir: Path, out: Optional[Path] = None, by: Optional[Sequen
             notes.append(note)
             if path is not None:
                 paths[name] = path
+    # Pooled membership inference over runs with disjoint member sets (when the runs wrote scores).
+    from benchmark.report.mia_pool import write_pooled  # numerical code: loaded only here
+
+    pools, mia_paths = write_pooled(sweep_dir, out)
+    if pools:
+        paths.update(mia_paths)
+        notes.append(f"membership inference pooled over disjoint member sets: `{mia_paths['mia_md'].name}` "
+                     "(evaluation only)")
     # The declared metrics (memorization, detection and trigger columns included), then any other asked-for ones.
     main = default_columns(summary)
     headline = [*main, *[m for m in utility_metrics if m not in main]]

@@ -20,6 +20,11 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with inf/nan floats as the strings "inf"/"nan" (JSON has no literal for them)."""
+    return _json_safe(value)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
