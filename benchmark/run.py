@@ -112,6 +112,7 @@ def _stages(cfg: DictConfig, run_cfg: RunConfig, method: AdaptationMethod, guida
         data = load_dataset(run_cfg.dataset, run_cfg.model.resolution)
     # What evaluation will need (CLIP, SSCD, enough images) is checked before any training.
     preflight(run_cfg.model, run_cfg.eval, data, backbone.world_dir, method.name if method.learns else None)
+    guidance.check_backbone(backbone)  # e.g. Bright Ending needs cross-attention processors
     warn_if_private_prompts(method, run_cfg.dataset)
     evaluator = Evaluator(run_cfg.model, run_cfg.eval, backbone.world_dir, run_cfg.seed, device)
     stages = job_stages(method, guidance, backbone.world_dir is not None)
