@@ -189,6 +189,10 @@ class MaskedMagnitude:
     def __call__(self, eps_cond: torch.Tensor, eps_uncond: torch.Tensor,
                  rows: Optional[torch.Tensor] = None) -> torch.Tensor:
         masks = self.masks if rows is None else self.masks[rows.to(self.masks.device)]
+        if masks.is_inference() and not torch.is_inference_mode_enabled():
+            # Lightning samples under inference_mode; PE differentiates outside it, and an inference
+            # tensor cannot be saved for backward: an ordinary copy can.
+            masks = masks.clone()
         return masked_noise_magnitude(eps_cond, eps_uncond, masks)
 
 

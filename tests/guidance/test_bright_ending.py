@@ -152,3 +152,7 @@ def test_plain_run_and_prss_be_run_report_masked_detection(run_job, tmp_path):
     for r, r_be in zip(rows, be_rows):
         if not r_be["triggered"]:
             assert (out / "images" / r["file"]).read_bytes() == (out_be / "images" / r_be["file"]).read_bytes()
+    # PE differentiates its masked loss outside Lightning's inference mode.
+    pe, _ = run_job([*common, "guidance=pe_be", "guidance.calibration_images=8", "guidance.target_loss=q0.5"],
+                    tmp_path / "pe_be")
+    assert pe["guidance"] == "pe_be" and pe["eval/trigger_fraction"] > 0
