@@ -16,11 +16,10 @@ from benchmark.sampling.sampler import Guidance
 from tests.guidance.helpers import guidance_method
 from tests.sampling.helpers import micro_backbone, sample, sampler
 
-PROMPTS = ["the quiet harbor of marlow", "a red circle on a white background", "the old tower of avalon",
-           "a blue star"]
+PROMPTS = ["the quiet harbor of marlow", "a red circle on a white background", "the old tower of avalon"]
 PARAS = {p: [f"a photo of {p}", f"{p} , far away", "a yellow cross"] for p in PROMPTS}
-SEEDS = [10, 11, 12, 13]
-STEPS = 3
+SEEDS = [10, 11, 12]
+STEPS = 2
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +151,12 @@ def test_plain_run_and_prss_be_run_report_masked_detection(run_job, tmp_path):
     for r, r_be in zip(rows, be_rows):
         if not r_be["triggered"]:
             assert (out / "images" / r["file"]).read_bytes() == (out_be / "images" / r_be["file"]).read_bytes()
-    # PE differentiates its masked loss outside Lightning's inference mode.
-    pe, _ = run_job([*common, "guidance=pe_be", "guidance.calibration_images=8", "guidance.target_loss=q0.5"],
-                    tmp_path / "pe_be")
-    assert pe["guidance"] == "pe_be" and pe["eval/trigger_fraction"] > 0
+
+
+@pytest.mark.slow
+def test_pe_be_runs_end_to_end_under_lightning_inference_mode(run_job, tmp_path):
+    # PE differentiates its masked loss outside Lightning's inference mode: the masks must allow it.
+    metrics, _ = run_job(["method=none", "dataset=tiny_memorized", "dataset.world.num_adapt=4",
+                          "eval.images_per_prompt=1", "eval=memorization", "guidance=pe_be",
+                          "guidance.calibration_images=8", "guidance.target_loss=q0.5", "guidance.max_iterations=2"])
+    assert metrics["guidance"] == "pe_be" and metrics["eval/trigger_fraction"] > 0
