@@ -134,7 +134,7 @@ def test_bad_options_and_a_unet_without_cross_attention_are_config_errors():
             guidance_method(name).check_backbone(no_cross)
 
 
-def test_plain_run_and_prss_be_run_report_masked_detection(run_job, tmp_path):
+def test_a_plain_run_reports_masked_detection_in_metrics_json(run_job, tmp_path):
     common = ["method=none", "dataset=tiny_memorized", "dataset.world.num_adapt=4", "eval.images_per_prompt=1",
               "eval=memorization"]
     metrics, out = run_job([*common, "guidance=none"], tmp_path / "none")
@@ -144,6 +144,14 @@ def test_plain_run_and_prss_be_run_report_masked_detection(run_job, tmp_path):
         assert key in saved, key
     rows = [json.loads(line) for line in (out / "images" / "index.jsonl").read_text().splitlines()]
     assert all("first_step_masked_magnitude" in r for r in rows)
+
+
+@pytest.mark.slow
+def test_prss_be_run_keeps_the_plain_images_it_does_not_trigger_on(run_job, tmp_path):
+    common = ["method=none", "dataset=tiny_memorized", "dataset.world.num_adapt=4", "eval.images_per_prompt=1",
+              "eval=memorization"]
+    _, out = run_job([*common, "guidance=none"], tmp_path / "none")
+    rows = [json.loads(line) for line in (out / "images" / "index.jsonl").read_text().splitlines()]
     be, out_be = run_job([*common, "guidance=prss_be", "guidance.calibration_images=8"], tmp_path / "prss_be")
     assert be["guidance"] == "prss_be" and "eval/detection_masked_auc" in be and "eval/trigger_fraction" in be
     # Untriggered images are the plain run's images (the first pass is plain CFG).
