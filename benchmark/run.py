@@ -116,6 +116,7 @@ def _stages(cfg: DictConfig, run_cfg: RunConfig, method: AdaptationMethod, guida
         data = load_dataset(run_cfg.dataset, run_cfg.model.resolution)
     # What evaluation will need (CLIP, SSCD, enough images) is checked before any training.
     preflight(run_cfg.model, run_cfg.eval, data, backbone.world_dir, method.name if method.learns else None)
+    guidance.check_backbone(backbone)  # e.g. Bright Ending needs cross-attention processors
     mia_cfg = run_cfg.eval.membership_inference
     check_membership_inference(mia_cfg, backbone, data)
     warn_if_private_prompts(method, run_cfg.dataset)

@@ -68,6 +68,10 @@ class GuidanceMethod(ABC):
         """Refuse settings this method cannot honour with these sampler settings (ConfigError
         naming the key). Reads the config only: called before the backbone loads."""
 
+    def check_backbone(self, backbone: Backbone) -> None:
+        """Refuse a backbone this method cannot guide (ConfigError naming the key). Called right
+        after the backbone loads, before adaptation, calibration or sampling; the base takes any."""
+
     def calibrates(self, is_world: bool) -> bool:
         """Whether :meth:`calibrate` samples images on this kind of model (the run's
         ``calibrate`` stage does work); the base has nothing to calibrate."""

@@ -23,10 +23,10 @@ from benchmark.config import ConfigError, SamplerConfig
 from benchmark.data.types import BenchmarkDataset
 from benchmark.guidance.base import Calibration, GuidanceMethod, SamplingContext
 from benchmark.models.backbone import Backbone
-from benchmark.sampling.plan import calibration_seed
+from benchmark.sampling.attention import EndTokenCapture, MaskRecordingCFG
+from benchmark.sampling.plan import calibration_seed, items_for_texts
 from benchmark.utils.checks import check_positive
-from benchmark.sampling.sampler import (Guidance, GuidanceInputs, cfg_predictions, combine, noise_magnitude,
-                                        sample_latents)
+from benchmark.sampling.sampler import GuidanceInputs, noise_magnitude, sample_latents
 
 _QUANTILE = re.compile(r"^\s*(?:(\d*\.?\d+)\s*\*?\s*)?q\s*(\d*\.?\d+)\s*$")
 
@@ -55,30 +55,30 @@ def parse_threshold(value, key: str) -> tuple[str, float, float]:
 
 @dataclass(frozen=True)
 class Magnitudes:
-    """Magnitudes of non-memorized prompts under plain CFG: at the first step, and at every step."""
+    """Magnitudes of non-memorized prompts under plain CFG: at the first step, and at every step;
+    with a BE capture also the masked first-step magnitudes (Bright Ending's thresholds)."""
 
     first_step: torch.Tensor
     all_steps: torch.Tensor
+    first_step_masked: Optional[torch.Tensor] = None
 
-    def resolve(self, value, key: str, every_step: bool = False) -> float:
+    def resolve(self, value, key: str, every_step: bool = False, masked: bool = False) -> float:
         kind, level, mult = parse_threshold(value, key)
         if kind == "absolute":
             return level
-        pool = self.all_steps if every_step else self.first_step
+        pool = self.all_steps if every_step else self.first_step_masked if masked else self.first_step
         return float(mult * torch.quantile(pool.double(), level))
 
 
-class _RecordingGuidance(Guidance):
-    """Plain CFG (the ``none`` computation) that keeps every step's magnitude."""
+class _RecordingGuidance(MaskRecordingCFG):
+    """Plain CFG (the ``none`` computation) that keeps every step's magnitude (and BE masks if capturing)."""
 
     def start(self, items) -> None:
         super().start(items)
         self.per_step: list[torch.Tensor] = []
 
-    def noise_prediction(self, unet, x: GuidanceInputs) -> torch.Tensor:
-        eps_u, eps_c = cfg_predictions(unet, x.latents, x.timestep, x.cond, x.uncond)
+    def observe(self, x: GuidanceInputs, eps_u: torch.Tensor, eps_c: torch.Tensor) -> None:
         self.per_step.append(noise_magnitude(eps_c, eps_u).cpu())
-        return combine(eps_u, eps_c, x.guidance_scale)
 
 
 @contextmanager
@@ -96,20 +96,23 @@ def _on_device(backbone: Backbone, device):
 
 @torch.no_grad()
 def record_magnitudes(backbone: Backbone, prompts: list[str], seeds: list[int], sampler: SamplerConfig,
-                      device="cpu") -> Magnitudes:
-    """Sample ``prompts`` with plain CFG (``sampler``'s settings) and collect their noise magnitudes."""
-    rec = _RecordingGuidance()
-    first, every = [], []
+                      device="cpu", capture: Optional[EndTokenCapture] = None) -> Magnitudes:
+    """Sample ``prompts`` with plain CFG (``sampler``'s settings) and collect their noise magnitudes
+    (and, with ``capture``, their BE-masked first-step magnitudes)."""
+    rec = _RecordingGuidance(capture)
+    first, every, masked = [], [], []
     with _on_device(backbone, device):
         for i in range(0, len(prompts), sampler.batch_size):
             chunk = prompts[i:i + sampler.batch_size]
             cond = backbone.encode_prompts(chunk)
             uncond = backbone.encode_prompts([sampler.negative_prompt] * len(chunk))
             sample_latents(backbone.unet, backbone.scheduler, cond, uncond, seeds[i:i + len(chunk)], sampler,
-                           backbone.latent_shape, rec)
+                           backbone.latent_shape, rec, items_for_texts(chunk, seeds[i:i + len(chunk)]))
             first.append(rec.per_step[0])
             every.append(torch.cat(rec.per_step))
-    return Magnitudes(torch.cat(first), torch.cat(every))
+            if capture is not None:
+                masked.append(rec.batch_stats()["first_step_masked_magnitude"])
+    return Magnitudes(torch.cat(first), torch.cat(every), torch.cat(masked) if masked else None)
 
 
 @dataclass
@@ -139,6 +142,11 @@ class ThresholdedGuidance(GuidanceMethod):
 
     def check_thresholds(self, thresholds: dict[str, float]) -> None:
         """Refuse inconsistent thresholds (ConfigError naming the keys); ``thresholds`` may hold only some keys."""
+
+    def capture(self, backbone: Backbone) -> Optional[EndTokenCapture]:
+        """Bright Ending variants: the BE capture; their first-step thresholds are then quantiles of
+        the masked first-step magnitudes (every-step ones stay global). None: no masking."""
+        return None
 
     def threshold_specs(self, is_world: bool) -> dict[str, object]:
         """Each threshold's spec with "auto" replaced by the official value or the world's spec."""
@@ -171,9 +179,11 @@ class ThresholdedGuidance(GuidanceMethod):
         if self.calibrates(is_world):
             prompts = self.calibration_prompt_list(ctx.data)
             seeds = [calibration_seed(ctx.seed, i) for i in range(len(prompts))]
-            magnitudes = record_magnitudes(ctx.backbone, prompts, seeds, ctx.sampler, ctx.device)
+            capture = self.capture(ctx.backbone)
+            magnitudes = record_magnitudes(ctx.backbone, prompts, seeds, ctx.sampler, ctx.device, capture)
             images = len(prompts)
-        thresholds = {k: magnitudes.resolve(v, f"guidance.{k}", every_step=k in self.EVERY_STEP)
+        thresholds = {k: magnitudes.resolve(v, f"guidance.{k}", every_step=k in self.EVERY_STEP,
+                                            masked=magnitudes.first_step_masked is not None)
                       for k, v in specs.items()}
         self.check_thresholds(thresholds)
         return Calibration(thresholds, images)

@@ -11,7 +11,7 @@ as ``guidance=none`` samples it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Union
+from typing import Callable, ClassVar, Union
 
 import torch
 
@@ -20,7 +20,7 @@ from benchmark.guidance.base import Calibration, SamplingContext
 from benchmark.guidance.calibration import ThresholdedGuidance
 from benchmark.utils.checks import check_positive
 from benchmark.sampling.sampler import Guidance, GuidanceInputs, batched_predictions, cfg_predictions, combine, \
-    noise_magnitude
+    global_magnitude
 
 
 class PromptEmbeddingOptimisation(Guidance):
@@ -28,8 +28,9 @@ class PromptEmbeddingOptimisation(Guidance):
 
     name = "pe"
 
-    def __init__(self, target_loss: float, lr: float, max_iterations: int):
-        self.target, self.lr, self.max_iterations = target_loss, lr, max_iterations
+    def __init__(self, target_loss: float, lr: float, max_iterations: int, magnitude: Callable = global_magnitude):
+        # magnitude: the loss per image, (eps_c, eps_u) -> (B,); Bright Ending passes its masked one.
+        self.target, self.lr, self.max_iterations, self.magnitude = target_loss, lr, max_iterations, magnitude
 
     def start(self, items) -> None:
         self.stats, self.cond = {}, None
@@ -56,7 +57,7 @@ class PromptEmbeddingOptimisation(Guidance):
         with torch.enable_grad():
             for it in range(self.max_iterations + 1):
                 (eps_c,) = batched_predictions(unet, timestep, [(latents, emb.to(cond.dtype))])
-                loss = noise_magnitude(eps_c, eps_u)
+                loss = self.magnitude(eps_c, eps_u)
                 if first is None:
                     first = loss.detach().cpu()
                 frozen |= loss.detach() <= self.target  # an image stops once below the target
@@ -94,4 +95,9 @@ class PromptEmbeddingOptimisationMethod(ThresholdedGuidance):
         super().check(sampler)
 
     def guidance(self, ctx: SamplingContext, calibration: Calibration) -> Guidance:
-        return PromptEmbeddingOptimisation(calibration["target_loss"], float(self.lr), self.max_iterations)
+        return self.rule(calibration)(global_magnitude)
+
+    def rule(self, calibration: Calibration) -> Callable[[Callable], PromptEmbeddingOptimisation]:
+        """The per-step rule for a given loss (magnitude function): ``guidance`` uses the global one."""
+        return lambda magnitude: PromptEmbeddingOptimisation(calibration["target_loss"], float(self.lr),
+                                                             self.max_iterations, magnitude)

@@ -34,7 +34,7 @@ from benchmark.guidance.calibration import ThresholdedGuidance
 from benchmark.sampling.plan import SampleItem
 from benchmark.utils.checks import check_positive
 from benchmark.sampling.sampler import (Guidance, GuidanceInputs, batched_predictions, cfg_predictions, combine,
-                                        noise_magnitude)
+                                        global_magnitude, noise_magnitude)
 
 
 def prompt_reanchoring(eps_u: torch.Tensor, eps_p: torch.Tensor, eps_ss: torch.Tensor, s: float,
@@ -72,8 +72,11 @@ class PRSSGuidance(Guidance):
 
     def __init__(self, encode: Callable[[list[str]], torch.Tensor], candidates: Callable[[SampleItem], list[str]],
                  lambda_ss: float, lambda_pr: float, tau: float, semantic_search: bool, prompt_reanchoring: bool,
-                 candidate_batch_size: int, candidate_chunk: int):
-        self.encode, self.candidates = encode, candidates
+                 candidate_batch_size: int, candidate_chunk: int, ss_magnitude: Callable = global_magnitude):
+        # ss_magnitude scores the original and the candidates at the first step (SS and the trigger),
+        # (eps_c, eps_u, rows) -> (B,); Bright Ending passes its masked one. PR's per-step magnitude
+        # stays global, as in the official PRSS + BE code.
+        self.encode, self.candidates, self.ss_magnitude = encode, candidates, ss_magnitude
         self.lambda_ss, self.lambda_pr, self.tau = lambda_ss, lambda_pr, tau
         self.ss, self.pr = semantic_search, prompt_reanchoring
         self.candidate_batch_size, self.candidate_chunk = candidate_batch_size, candidate_chunk
@@ -112,7 +115,7 @@ class PRSSGuidance(Guidance):
     def _first_step(self, unet, x: GuidanceInputs) -> torch.Tensor:
         s, b = x.guidance_scale, len(x.latents)
         eps_u, eps_p = cfg_predictions(unet, x.latents, x.timestep, x.cond, x.uncond)
-        m0 = noise_magnitude(eps_p, eps_u)
+        m0 = self.ss_magnitude(eps_p, eps_u)
         active = self.ss or self.pr
         triggered = (m0 > self.lambda_ss).cpu() & active
         self.stats = {"first_step_magnitude": m0.cpu(), "triggered": triggered,
@@ -151,7 +154,7 @@ class PRSSGuidance(Guidance):
                 batched_predictions(unet, x.timestep, [(x.latents[owner_t[i:i + self.candidate_batch_size]],
                                                         embeds[i:i + self.candidate_batch_size])])[0]
                 for i in range(0, len(texts), self.candidate_batch_size)])
-            m_c = noise_magnitude(eps_c, eps_u[owner_t]).cpu()
+            m_c = self.ss_magnitude(eps_c, eps_u[owner_t], owner_t).cpu()
             for j, r in enumerate(owner):
                 k = len(mags[r])
                 mags[r].append(float(m_c[j]))
@@ -246,6 +249,10 @@ class PRSS(ThresholdedGuidance):
         return [str(c) for c in self.caption_pool]
 
     def guidance(self, ctx: SamplingContext, calibration: Calibration) -> Guidance:
+        return self.rule(ctx, calibration)(global_magnitude)
+
+    def rule(self, ctx: SamplingContext, calibration: Calibration) -> Callable[[Callable], PRSSGuidance]:
+        """The per-step rule for a given SS magnitude function (the candidate search is built once)."""
         k = self.num_paraphrases
         if self.paraphrases == "nearest":
             search = CaptionPoolSearch(ctx.backbone, self.caption_pool_list(ctx), k)
@@ -255,6 +262,7 @@ class PRSS(ThresholdedGuidance):
                 raise DatasetError(f"guidance=prss with paraphrases=dataset needs prompts with paraphrases; dataset "
                                    f"{ctx.data.name!r} has none: use guidance.paraphrases=nearest")
             candidates = lambda item: list(item.paraphrases)[:k]  # noqa: E731
-        return PRSSGuidance(ctx.backbone.encode_prompts, candidates, calibration["lambda_ss"],
-                            calibration["lambda_pr"], calibration["tau"], self.semantic_search,
-                            self.prompt_reanchoring, self.candidate_batch_size, self.candidate_chunk)
+        return lambda magnitude: PRSSGuidance(
+            ctx.backbone.encode_prompts, candidates, calibration["lambda_ss"], calibration["lambda_pr"],
+            calibration["tau"], self.semantic_search, self.prompt_reanchoring, self.candidate_batch_size,
+            self.candidate_chunk, magnitude)

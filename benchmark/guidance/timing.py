@@ -52,3 +52,34 @@ def prss_overhead(backbone: Backbone, data: BenchmarkDataset, method: PRSS, samp
                      "ratio": round(best["prss"] / best["none"], 3),
                      "trigger_fraction": float(prss.batch_stats()["triggered"].float().mean())}
     return out
+
+
+def bright_ending_overhead(backbone: Backbone, data: BenchmarkDataset, prss: PRSS, prss_be: PRSS,
+                           sampler: SamplerConfig, repeats: int) -> dict:
+    """Sampling time of ``prss_be`` against ``prss`` (and ``none``), interleaved, best of ``repeats``.
+
+    Groups: the first batch of memorized prompts and the first batch of non-memorized ones,
+    at seeds 0.. (the run's own calibration of each method first, untimed). Returns
+    ``{"thresholds": {...}, <group>: {"images", "none_s", "prss_s", "prss_be_s", "ratio_be_to_prss",
+    "ratio_be_to_none", "prss_trigger_fraction", "prss_be_trigger_fraction"}}``.
+    """
+    ctx = SamplingContext(backbone, data, sampler, seed=0, device="cpu")
+    rules, out = {"none": Guidance()}, {"thresholds": {}}
+    for label, method in (("prss", prss), ("prss_be", prss_be)):
+        method.check(sampler)
+        method.check_backbone(backbone)
+        calibration = method.calibrate(ctx)
+        rules[label] = method.guidance(ctx, calibration)
+        out["thresholds"][label] = calibration.thresholds
+    groups = {"memorized": [p for p in data.prompts if p.memorized],
+              "non_memorized": [p for p in data.prompts if p.memorized is False]}
+    for name, prompts in groups.items():
+        items = _items(prompts[:sampler.batch_size], list(range(min(len(prompts), sampler.batch_size))))
+        best = best_interleaved({label: partial(generate_images, backbone, items, sampler, rule)
+                                 for label, rule in rules.items()}, repeats)
+        out[name] = {"images": len(items), **{f"{k}_s": round(v, 4) for k, v in best.items()},
+                     "ratio_be_to_prss": round(best["prss_be"] / best["prss"], 3),
+                     "ratio_be_to_none": round(best["prss_be"] / best["none"], 3),
+                     **{f"{k}_trigger_fraction": float(rules[k].batch_stats()["triggered"].float().mean())
+                        for k in ("prss", "prss_be")}}
+    return out

@@ -139,12 +139,17 @@ class Memorization(Metric):
 
 @register_metric
 class Detection(Metric):
-    """ROC AUC of the first-step noise magnitude m_T, memorized vs control prompts (one score per prompt)."""
+    """ROC AUC of the first-step noise magnitude m_T, memorized vs control prompts (one score per prompt);
+    beside it the AUC of Bright Ending's masked m_T where the guidance captured BE masks (plain CFG does)."""
 
     name = "detection"
     keys = (MetricKey("eval/detection_auc", True, "AUC of m_T separating memorized from control prompts"),
             MetricKey("eval/detection_magnitude_memorized", None, "mean m_T of memorized prompts"),
-            MetricKey("eval/detection_magnitude_control", None, "mean m_T of control prompts"))
+            MetricKey("eval/detection_magnitude_control", None, "mean m_T of control prompts"),
+            MetricKey("eval/detection_masked_auc", True,
+                      "AUC of the BE-masked m_T (end-token attention mask) separating memorized from control prompts"),
+            MetricKey("eval/detection_masked_magnitude_memorized", None, "mean BE-masked m_T of memorized prompts"),
+            MetricKey("eval/detection_masked_magnitude_control", None, "mean BE-masked m_T of control prompts"))
 
     def skip_reason(self, gen, data, context) -> Optional[str]:
         if "first_step_magnitude" not in gen.stats:
@@ -154,8 +159,12 @@ class Detection(Metric):
     def __call__(self, gen, data, context):
         from benchmark.metrics.detection import detection_metrics
 
-        return detection_metrics(gen.stats["first_step_magnitude"], gen.prompt_index,
-                                 [p.memorized for p in data.prompts])
+        memorized = [p.memorized for p in data.prompts]
+        out = detection_metrics(gen.stats["first_step_magnitude"], gen.prompt_index, memorized)
+        if "first_step_masked_magnitude" in gen.stats:  # computed from the same step-0 predictions
+            out.update(detection_metrics(gen.stats["first_step_masked_magnitude"], gen.prompt_index, memorized,
+                                         prefix="eval/detection_masked"))
+        return out
 
 
 @register_metric

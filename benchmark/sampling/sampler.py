@@ -50,12 +50,20 @@ class GuidanceInputs:
     cond: torch.Tensor  # (B, L, D) prompt embeddings
     uncond: torch.Tensor  # (B, L, D) embeddings of the sampler's negative prompt ("" by default)
     guidance_scale: float
+    num_steps: int = 0  # steps of this pass (step_index == num_steps - 1 is the final one); 0: not given
 
 
 def noise_magnitude(eps_cond: torch.Tensor, eps_uncond: torch.Tensor) -> torch.Tensor:
     """Wen et al.'s detection signal ``||eps(x_t, c) - eps(x_t, ∅)||_2`` per sample, over the whole latent."""
     dtype = torch.promote_types(eps_cond.dtype, torch.float32)  # half precision: norm in float32
     return (eps_cond.to(dtype) - eps_uncond.to(dtype)).flatten(1).norm(dim=1)
+
+
+def global_magnitude(eps_cond: torch.Tensor, eps_uncond: torch.Tensor,
+                     rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """:func:`noise_magnitude` as a rule's magnitude function ``(eps_c, eps_u, rows)``; ``rows``
+    (which image each prediction belongs to) matters only to masked magnitudes."""
+    return noise_magnitude(eps_cond, eps_uncond)
 
 
 def batched_predictions(unet, timestep: torch.Tensor,
@@ -103,6 +111,12 @@ class Guidance:
     def batch_stats(self) -> dict[str, torch.Tensor]:
         return dict(getattr(self, "stats", {}))
 
+    def rows_to_resample(self) -> Sequence[int]:
+        """Called once after the batch's full pass: rows to sample again from their own initial
+        noise, the rule already set up for that second pass (Bright Ending's mitigation pass).
+        The sampler asks once, so a batch costs at most two passes; the base asks for none."""
+        return ()
+
     def noise_prediction(self, unet, x: GuidanceInputs) -> torch.Tensor:
         eps_u, eps_c = cfg_predictions(unet, x.latents, x.timestep, x.cond, x.uncond)
         if x.step_index == 0:
@@ -129,16 +143,33 @@ def sample_latents(
     guidance: Optional[Guidance] = None,
     items: Sequence[SampleItem] = (),
 ) -> torch.Tensor:
-    """Run the denoising loop for one batch of prompt embeddings; return final latents."""
+    """Run the denoising loop for one batch of prompt embeddings; return final latents.
+
+    After the pass, rows the rule asks for (:meth:`Guidance.rows_to_resample`) are sampled
+    once more from the same initial noise and replace their first-pass latents.
+    """
     guidance = guidance or Guidance()
+    noise = initial_noise(seeds, latent_shape, cond.device, cond.dtype)
+    guidance.start(list(items))
+    latents = _denoise(unet, base_scheduler, noise, cond, uncond, cfg, guidance)
+    rows = list(guidance.rows_to_resample())
+    if rows:  # the second pass: only the rows asked for, each from its own x_T again
+        idx = torch.tensor(rows, dtype=torch.long, device=latents.device)
+        latents[idx] = _denoise(unet, base_scheduler, noise[idx], cond[idx], uncond[idx], cfg, guidance)
+    return latents
+
+
+def _denoise(unet, base_scheduler, noise: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor,
+             cfg: SamplerConfig, guidance: Guidance) -> torch.Tensor:
+    """One pass of the denoising loop from ``noise`` (a fresh scheduler: multistep ones keep state)."""
     scheduler = make_scheduler(base_scheduler, cfg.scheduler)
     scheduler.set_timesteps(cfg.num_inference_steps, device=cond.device)
-    latents = initial_noise(seeds, latent_shape, cond.device, cond.dtype) * scheduler.init_noise_sigma
-    guidance.start(list(items))
+    latents = noise * scheduler.init_noise_sigma
     step_kwargs = {"eta": cfg.eta} if isinstance(scheduler, DDIMScheduler) else {}
+    steps = len(scheduler.timesteps)
     for i, t in enumerate(scheduler.timesteps):
         scaled = scheduler.scale_model_input(latents, t)
-        eps = guidance.noise_prediction(unet, GuidanceInputs(scaled, t, i, cond, uncond, cfg.guidance_scale))
+        eps = guidance.noise_prediction(unet, GuidanceInputs(scaled, t, i, cond, uncond, cfg.guidance_scale, steps))
         latents = scheduler.step(eps, t, latents, **step_kwargs).prev_sample
     return latents
 

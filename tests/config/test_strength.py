@@ -15,7 +15,9 @@ from tests.config.helpers import composed
 REPO = CONFIG_DIR.parent
 # The knob each guidance's presets set, weakest to strongest (results/prss_tiny_world.md).
 KNOBS = {"prss": ("lambda_ss", ["2q0.99", "1.5q0.99", "q0.99"]), "pe": ("target_loss", ["q0.95", "q0.5", "q0.05"]),
-         "rna": ("k", [1, 4, 8]), "rt": ("k", [1, 4, 8]), "cwr": ("k", [1, 4, 8]), "gni": ("scale", [0.5, 1, 2])}
+         "rna": ("k", [1, 4, 8]), "rt": ("k", [1, 4, 8]), "cwr": ("k", [1, 4, 8]), "gni": ("scale", [0.5, 1, 2]),
+         # Bright Ending variants: their base method's knob, on masked magnitudes (not in the default axes).
+         "prss_be": ("lambda_ss", ["2q0.99", "1.5q0.99", "q0.99"]), "pe_be": ("target_loss", ["q0.95", "q0.5", "q0.05"])}
 LEVELS = ("weak", "medium", "strong")
 
 
