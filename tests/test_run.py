@@ -39,6 +39,7 @@ def test_ti_run_writes_metrics_grid_images_and_artifact(run_job):
                                                     "eval/fid", "eval/kid"]
 
 
+@pytest.mark.slow  # an end-to-end job: keeps the default suite within 3 minutes
 def test_same_config_and_seed_give_the_same_metrics(run_job, tmp_path):
     first, _ = run_job(["method.max_steps=3", "seed=4"], tmp_path / "a")
     second, _ = run_job(["method.max_steps=3", "seed=4"], tmp_path / "b")
@@ -68,6 +69,7 @@ def test_base_model_on_the_memorized_set_reports_split_memorization(run_job):
         assert metrics[f"eval/{group}_fraction_copied"] == pytest.approx(float((mine > 0.75).float().mean()))
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI's slow pass runs it
 def test_wandb_offline_run_logs_generations_but_no_training_images(run_job, tmp_path, monkeypatch):
     given = {}
     init = loggers.BenchmarkWandbLogger.__init__

@@ -34,6 +34,7 @@ def dpagg(**fields):
     return method_from_yaml("dpagg_ti", **fields)
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI's slow pass runs it
 def test_a_second_epsilon_reuses_the_cache_and_trains_nothing(micro_world, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     method = dpagg(max_steps=2, batch_size=2, cache_dir=str(cache))
@@ -70,6 +71,7 @@ def test_a_second_epsilon_reuses_the_cache_and_trains_nothing(micro_world, tmp_p
         assert list(load_file(tmp_path / run_dir / "learned_embeds.safetensors")) == ["<S*>"]
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI's slow pass runs it
 def test_the_cache_key_changes_with_everything_the_embeddings_depend_on(micro_world, tmp_path):
     backbone, data, ctx = _setup(tmp_path)
     identity = model_identity(backbone)

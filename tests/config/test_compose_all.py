@@ -16,9 +16,10 @@ from tests.config.helpers import composed
 
 GROUPS = ("model", "dataset", "method", "guidance", "privacy", "eval", "strategy", "logger", "experiment",
           "strength")
-# Option files that need a value only the user has (the templates' `path: ???`).
+# Option files that need a value only the user has (the templates' `path: ???`, the file to bind).
 REQUIRED = {("dataset", "artist_artworks"): ["dataset.path=/data/artist"],
-            ("dataset", "paris2024_pictograms"): ["dataset.path=/data/paris2024"]}
+            ("dataset", "paris2024_pictograms"): ["dataset.path=/data/paris2024"],
+            ("method", "embedding_file"): [f"method.path={Path(__file__)}"]}
 
 
 def _options(group: str) -> list[str]:

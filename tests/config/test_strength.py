@@ -37,7 +37,9 @@ def test_memorization_tradeoff_sweeps_guidance_strength_and_seed():
                     "seed": ["0", "1"]}
 
 
-@pytest.mark.parametrize("guidance", sorted(KNOBS))
+# prss in the default suite, the other guidances in the slow pass (~1.2 s each).
+@pytest.mark.parametrize("guidance", [g if g == "prss" else pytest.param(g, marks=pytest.mark.slow)
+                                      for g in sorted(KNOBS)])
 def test_each_point_of_the_sweep_holds_its_knob_value(guidance):
     knob, values = KNOBS[guidance]
     default = composed(f"guidance={guidance}").guidance[knob]

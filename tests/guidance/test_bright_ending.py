@@ -134,6 +134,7 @@ def test_bad_options_and_a_unet_without_cross_attention_are_config_errors():
             guidance_method(name).check_backbone(no_cross)
 
 
+@pytest.mark.slow  # an end-to-end job: keeps the default suite within 3 minutes
 def test_a_plain_run_reports_masked_detection_in_metrics_json(run_job, tmp_path):
     common = ["method=none", "dataset=tiny_memorized", "dataset.world.num_adapt=4", "eval.images_per_prompt=1",
               "eval=memorization"]

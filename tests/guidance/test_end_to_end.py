@@ -38,7 +38,8 @@ def test_bad_thresholds_fail_before_anything_runs(run_job, tmp_path):
     assert not (tmp_path / "run" / "metrics.json").exists() and not (tmp_path / "run" / "images").exists()
 
 
-@pytest.mark.parametrize("name", ["none", *(pytest.param(n, marks=pytest.mark.slow) for n in ("pe", "rna", "rt", "cwr", "gni"))])
+@pytest.mark.slow  # one job each; keeps the default suite within 3 minutes
+@pytest.mark.parametrize("name", ["none", "pe", "rna", "rt", "cwr", "gni"])
 def test_every_guidance_runs_end_to_end(run_job, name):
     overrides = ["guidance.calibration_images=8"] if name == "pe" else []
     metrics, out = run_job([*MEMORIZATION, f"guidance={name}", *overrides])

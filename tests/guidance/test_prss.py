@@ -158,6 +158,7 @@ def test_nearest_neighbour_paraphrases_rank_the_pool_by_text_embedding(micro):
     assert got == expected
 
 
+@pytest.mark.slow  # an end-to-end job: keeps the default suite within 3 minutes
 def test_prss_with_nearest_neighbour_paraphrases_runs_end_to_end(run_job):
     metrics, out = run_job(["method=none", "guidance=prss", "dataset=tiny_memorized", "dataset.world.num_adapt=4",
                             "eval.images_per_prompt=1", "eval=memorization", "guidance.paraphrases=nearest",

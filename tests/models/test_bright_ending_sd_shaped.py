@@ -8,6 +8,7 @@ from tests.sampling.test_attention import hand_end_token_attention, record_mask
 
 
 @pytest.mark.parametrize("layers", ["latent", "all"])
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI's slow pass runs it
 def test_mask_equals_hand_computation_on_an_sd15_shaped_unet(sd15_reduced, layers):
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTokenizer

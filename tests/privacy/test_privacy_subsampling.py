@@ -131,6 +131,7 @@ def test_prv_at_epsilon_001_is_within_one_percent_of_pld_and_analytic():
     assert one_shot.noise_multiplier >= calibrate_gaussian_sigma(0.01, DELTA, 1.0) * (1 - 1e-9)
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI's slow pass runs it
 def test_dpsgd_at_epsilon_001_no_longer_demands_an_absurd_noise_multiplier():
     # The calibration used to end at z = 131072 (2^17, the doubling bracket's end).
     # With a fixed eps_error of 0.01, four times the noise needed still missed epsilon 0.01.

@@ -15,7 +15,8 @@ from benchmark.report.report import make_report
 from benchmark.report.synthetic import make_synthetic_sweep, synthetic_metrics, write_job
 
 _, DRIVER, MISSING = find_chromium()
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"no headless Chromium for the browser test: {MISSING}")
+pytestmark = [pytest.mark.skipif(bool(MISSING), reason=f"no headless Chromium for the browser test: {MISSING}"),
+              pytest.mark.slow]  # a real browser (~11 s): CI's slow pass runs it
 BACKENDS = [pytest.param("chromedriver", marks=pytest.mark.skipif(DRIVER is None, reason="no chromedriver on PATH "
                                                                   "(the pipe backend runs the same checks)")),
             "pipe"]

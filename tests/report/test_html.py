@@ -72,6 +72,7 @@ def test_every_link_and_image_stays_inside_the_folder_and_exists(tmp_path):
     assert {Path(r).name for r in page.links} >= {"metrics.json", "config.yaml"}
 
 
+@pytest.mark.slow  # keeps the default suite within 3 minutes; CI's slow pass runs it
 def test_big_images_are_thumbnailed_once_and_reused(tmp_path):
     make_synthetic_sweep(tmp_path, methods=("dpagg_ti",), epsilons=(1.0,), seeds=(0,), images_per_job=4,
                          image_size=512)

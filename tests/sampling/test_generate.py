@@ -49,6 +49,7 @@ COMPOSED = ["dataset=tiny_memorized", "dataset.world.num_adapt=4", "eval.images_
             "method=dpagg_ti", "method.max_steps=3", "privacy=dp", "privacy.epsilon=1"]
 
 
+@pytest.mark.slow  # an end-to-end job: keeps the default suite within 3 minutes
 def test_a_dp_adaptation_sampled_with_prss_is_accounted_as_the_adaptation_alone(run_job, tmp_path):
     alone, _ = run_job([*COMPOSED, "guidance=none"], tmp_path / "alone")
     both, out = run_job([*COMPOSED, "guidance=prss", "guidance.paraphrases=nearest", "guidance.num_paraphrases=4",
