@@ -116,8 +116,8 @@ def check_unet(method, backbone: Backbone) -> None:
 
 
 @dataclass
-class PromptEmbeddingOptimisationBE(PromptEmbeddingOptimisationMethod):
-    """``guidance=pe_be`` (``conf/guidance/pe_be.yaml``): PE whose loss is the BE-masked magnitude."""
+class BrightEndingOptions:
+    """The fields and checks ``pe_be`` and ``prss_be`` add to PE and PRSS (listed first among the bases)."""
 
     end_token: str  # eos (official) | last_word
     attention_layers: str  # latent (official) | all
@@ -130,33 +130,24 @@ class PromptEmbeddingOptimisationBE(PromptEmbeddingOptimisationMethod):
         check_unet(self, backbone)
 
     def capture(self, backbone: Backbone) -> EndTokenCapture:
+        check_unet(self, backbone)
         return EndTokenCapture(backbone.tokenizer, self.end_token, self.attention_layers)
 
+
+@dataclass
+class PromptEmbeddingOptimisationBE(BrightEndingOptions, PromptEmbeddingOptimisationMethod):
+    """``guidance=pe_be`` (``conf/guidance/pe_be.yaml``): PE whose loss is the BE-masked magnitude."""
+
     def guidance(self, ctx: SamplingContext, calibration: Calibration) -> Guidance:
-        check_unet(self, ctx.backbone)
         return BrightEndingGuidance(self.name, self.capture(ctx.backbone), calibration["target_loss"],
                                     self.rule(calibration), PE_STATS)
 
 
 @dataclass
-class PRSSBE(PRSS):
+class PRSSBE(BrightEndingOptions, PRSS):
     """``guidance=prss_be`` (``conf/guidance/prss_be.yaml``): PRSS's SS thresholds on the BE-masked magnitude."""
 
-    end_token: str
-    attention_layers: str
-
-    def check(self, sampler: SamplerConfig) -> None:
-        check_options(self)
-        super().check(sampler)
-
-    def check_backbone(self, backbone: Backbone) -> None:
-        check_unet(self, backbone)
-
-    def capture(self, backbone: Backbone) -> EndTokenCapture:
-        return EndTokenCapture(backbone.tokenizer, self.end_token, self.attention_layers)
-
     def guidance(self, ctx: SamplingContext, calibration: Calibration) -> Guidance:
-        check_unet(self, ctx.backbone)
         # PRSS triggers only when SS or PR is on; with both off it samples plain CFG throughout.
         threshold = calibration["lambda_ss"] if (self.semantic_search or self.prompt_reanchoring) else float("inf")
         return BrightEndingGuidance(self.name, self.capture(ctx.backbone), threshold, self.rule(ctx, calibration),
