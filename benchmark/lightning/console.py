@@ -4,7 +4,8 @@ Under Hydra every job logs to the console and to ``<run dir>/<job>.log`` through
 root logger. Lightning also installs console handlers of its own, so each of its INFO
 lines printed twice, it advertises another product at every fit, and library
 deprecation warnings repeated for every batch of a sweep. :func:`quiet_console` routes
-Lightning through the root handlers only, drops the advertisement, and sends Python
+Lightning through the root handlers only, shows each of its lines once (every stage's
+trainer announces the same devices), drops the advertisement, and sends Python
 warnings through logging, where the console shows each distinct warning once (its first
 line) and the file every occurrence.
 """
@@ -17,16 +18,22 @@ ADVERTISEMENTS = ("litlogger", "💡 Tip:")  # Lightning's product tips: not an 
 
 
 class ConsoleFilter(logging.Filter):
-    """Drops advertisements, and every repeat of a warning already shown."""
+    """Drops advertisements, every repeat of a warning already shown, and every repeat of a
+    Lightning line already shown (each stage's trainer announces the same devices)."""
 
     def __init__(self):
         super().__init__()
         self.seen: set[str] = set()
+        self.lightning_seen: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if any(ad in message for ad in ADVERTISEMENTS):
             return False
+        if record.name.startswith("lightning"):
+            if message in self.lightning_seen:
+                return False
+            self.lightning_seen.add(message)
         if record.name == "py.warnings":
             first = message.strip().splitlines()[0] if message.strip() else message
             if first in self.seen:

@@ -29,6 +29,7 @@ def test_lightning_lines_print_once_without_tips_and_warnings_once(handlers):
     quiet_console()
     lightning_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     lightning_log.info("GPU available: False")
+    lightning_log.info("GPU available: False")  # the next stage's trainer says it again
     lightning_log.info("💡 Tip: For seamless cloud logging, try installing [litlogger]")
     with warnings.catch_warnings():
         warnings.simplefilter("always")
@@ -39,3 +40,4 @@ def test_lightning_lines_print_once_without_tips_and_warnings_once(handlers):
     assert not [line for line in shown if "litlogger" in line]
     assert sum("`disp` is deprecated" in line for line in shown) == 1 and "and more detail" not in console.getvalue()
     assert log_file.read_text().count("`disp` is deprecated") == 3  # the file keeps every occurrence
+    assert log_file.read_text().count("GPU available: False") == 2
