@@ -12,7 +12,10 @@ the private style; it tunes nothing):
 3. the style rate of each learned row under isotropic Gaussian perturbations of norm
    0.5x, 1x and 2x its own (a random direction, fixed norm; several draws).
 
-    python scripts/measure_embedding_space.py [--model tiny] [--draws 4] [--out results/embedding_space]
+    python scripts/measure_world_noise_tolerance.py [--model tiny] [--draws 4] [--out results/world_noise_tolerance]
+
+Only aggregate figures are written (norms and style rates); the learned rows stay in a
+temporary folder that is deleted at the end.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from benchmark.run import run
 from benchmark.utils.io import atomic_write_bytes, atomic_write_json
 
 FACTORS = (0.5, 1.0, 2.0)
+EVALUATION_ONLY = ("aggregate figures of non-private TI on the private style, computed without DP; "
+                   "no embedding is stored")
 # The DP comparison's evaluation (conf/experiment/dpagg_vs_dpsgd.yaml), without its sweep.
 EVAL = ["dataset=tiny_style", "eval=default", "eval.num_images=32", "eval.kid_subset_size=16",
         "eval.sampler.num_inference_steps=20", "logger=none", "privacy=none"]
@@ -53,7 +58,8 @@ def perturbed(row: torch.Tensor, factor: float, seed: int) -> torch.Tensor:
 def measure(model: str, draws: int, work: Path) -> dict:
     vocab = vocabulary_mean_norm(load_backbone(default_config(ModelConfig, f"model={model}")))
     rows = {}
-    result = {"model": model, "vocabulary_mean_norm": vocab, "draws": draws, "learned": {}}
+    result = {"model": model, "evaluation_only": EVALUATION_ONLY, "vocabulary_mean_norm": vocab, "draws": draws,
+              "learned": {}}
     for name, extra in (("free", []), ("max_norm_2x_vocab", [f"method.max_norm={2 * vocab}"])):
         metrics = job(model, ["method=ti", *extra], work / name)
         rows[name] = load_file(work / name / "learned_embeds.safetensors")["<S*>"]
@@ -75,7 +81,7 @@ def measure(model: str, draws: int, work: Path) -> dict:
 
 def markdown(r: dict, command: str, seconds: float) -> str:
     lines = [f"# The world's embedding space: scale and noise tolerance of a learned TI row (`model={r['model']}`)",
-             "", "Evaluation only: style rates are measured on the private style; nothing here is tuned on them.",
+             "", f"Evaluation only: {r['evaluation_only']}. Nothing here is tuned on these figures.",
              "", f"Vocabulary mean row norm: **{r['vocabulary_mean_norm']:.3f}**.", "",
              "| TI row | norm | norm / vocab mean | style rate | +noise 0.5x | +noise 1x | +noise 2x |",
              "|---|---|---|---|---|---|---|"]
@@ -99,9 +105,9 @@ def main() -> None:
     quiet_console()
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # the trainer's banner, once per job
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="embedding-space-") as work:
+    with tempfile.TemporaryDirectory(prefix="noise-tolerance-") as work:
         result = measure(args.model, args.draws, Path(work))
-    text = markdown(result, f"python scripts/measure_embedding_space.py --model {args.model} --draws {args.draws}"
+    text = markdown(result, f"python scripts/measure_world_noise_tolerance.py --model {args.model} --draws {args.draws}"
                             + (f" --out {args.out}" if args.out else ""), time.perf_counter() - start)
     print(text)
     if args.out:
