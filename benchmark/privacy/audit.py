@@ -101,8 +101,12 @@ def _default_thresholds(pooled: np.ndarray, count: int) -> np.ndarray:
     return np.unique(np.concatenate([grid, 0.5 * (grid[1:] + grid[:-1])]))
 
 
-def _cp_upper(errors, trials: int, alpha: float) -> np.ndarray:
-    """One-sided Clopper-Pearson upper bound at level ``1 - alpha`` on a binomial rate."""
+def clopper_pearson_upper(errors, trials: int, alpha: float) -> np.ndarray:
+    """One-sided Clopper-Pearson upper bound at level ``1 - alpha`` on a binomial rate, per count in ``errors``.
+
+    The bound holds with probability at least ``1 - alpha`` for every true rate (exact, not
+    asymptotic); ``errors == trials`` gives 1.
+    """
     errors = np.asarray(errors, dtype=np.float64)
     upper = np.ones_like(errors)
     below = errors < trials
@@ -123,7 +127,7 @@ def audit_ceiling(releases: int, delta: float, confidence: float = 0.95) -> floa
     """The largest lower bound a split audit with ``releases`` evaluation releases per
     dataset can return (no error observed on either side)."""
     delta, confidence = _check(delta, confidence)
-    upper = _cp_upper([0], int(releases), (1.0 - confidence) / _RATES_PER_TEST)
+    upper = clopper_pearson_upper([0], int(releases), (1.0 - confidence) / _RATES_PER_TEST)
     return float(_epsilons(upper, upper, delta)[0])
 
 
@@ -162,7 +166,7 @@ def _select(s0: np.ndarray, s1: np.ndarray, grid: np.ndarray, delta: float, alph
     alpha = alpha / (4 * grid.size)
     best = (-math.inf, float(grid[0]), "above")
     for rule, (fp, fn) in _error_counts(np.sort(s0), np.sort(s1), grid).items():
-        lower = _epsilons(_cp_upper(fp, s0.size, alpha), _cp_upper(fn, s1.size, alpha), delta)
+        lower = _epsilons(clopper_pearson_upper(fp, s0.size, alpha), clopper_pearson_upper(fn, s1.size, alpha), delta)
         top = float(np.max(lower))
         if top > best[0]:
             # Among equally good thresholds take the middle one: farthest from both
@@ -173,14 +177,14 @@ def _select(s0: np.ndarray, s1: np.ndarray, grid: np.ndarray, delta: float, alph
 
 
 def _bound(fp: int, fn: int, n0: int, n1: int, delta: float, alpha: float) -> tuple[float, float]:
-    lower = _epsilons(_cp_upper([fp], n0, alpha), _cp_upper([fn], n1, alpha), delta)[0]
+    lower = _epsilons(clopper_pearson_upper([fp], n0, alpha), clopper_pearson_upper([fn], n1, alpha), delta)[0]
     point = _epsilons([fp / n0], [fn / n1], delta)[0]
     return max(0.0, float(lower)), max(0.0, float(point))
 
 
 def _result(threshold, rule, fp, fn, n0, n1, delta, confidence, grid_size, selection, alpha) -> AuditResult:
     lower, point = _bound(fp, fn, n0, n1, delta, alpha)
-    ceiling = float(_epsilons(_cp_upper([0], n0, alpha), _cp_upper([0], n1, alpha), delta)[0])
+    ceiling = float(_epsilons(clopper_pearson_upper([0], n0, alpha), clopper_pearson_upper([0], n1, alpha), delta)[0])
     return AuditResult(epsilon_lower_bound=lower, epsilon_point=point, threshold=float(threshold), rule=rule,
                        fpr=fp / n0, fnr=fn / n1, num_thresholds=int(grid_size), n0=n0, n1=n1, delta=delta,
                        confidence=confidence, ceiling=max(0.0, ceiling), selection=selection)
@@ -224,7 +228,7 @@ def audit_epsilon_lower_bound(
         alpha /= 4 * grid.size  # FPR and FNR of two rules at every threshold
         best = None
         for rule, (fp, fn) in _error_counts(np.sort(s0), np.sort(s1), grid).items():
-            lower = _epsilons(_cp_upper(fp, s0.size, alpha), _cp_upper(fn, s1.size, alpha), delta)
+            lower = _epsilons(clopper_pearson_upper(fp, s0.size, alpha), clopper_pearson_upper(fn, s1.size, alpha), delta)
             i = int(np.argmax(lower))
             if best is None or lower[i] > best[0]:
                 best = (lower[i], grid[i], rule, int(fp[i]), int(fn[i]))

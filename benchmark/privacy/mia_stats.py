@@ -37,6 +37,7 @@ import numpy as np
 from scipy import stats
 
 from benchmark.metrics.detection import roc_auc
+from benchmark.privacy.audit import clopper_pearson_upper
 
 TARGET_FPRS = (("1pct", 0.01), ("0p1pct", 0.001))  # key suffix, target FPR
 CONFIDENCE = 0.95
@@ -59,9 +60,11 @@ def clopper_pearson(successes: int, trials: int, confidence: float = CONFIDENCE)
     """
     if trials <= 0 or not 0 <= successes <= trials:
         raise ValueError(f"need 0 <= successes <= trials and trials > 0, got {successes} of {trials}")
-    alpha = 1.0 - confidence
-    low = 0.0 if successes == 0 else float(stats.beta.ppf(alpha / 2, successes, trials - successes + 1))
-    high = 1.0 if successes == trials else float(stats.beta.ppf(1 - alpha / 2, successes + 1, trials - successes))
+    alpha = (1.0 - confidence) / 2
+    # The audit's one-sided bound, used at both ends: the lower end of the rate is one minus
+    # the upper end of the complementary rate (Beta(a, b) and 1 - Beta(b, a) agree).
+    high = float(clopper_pearson_upper([successes], trials, alpha)[0])
+    low = 1.0 - float(clopper_pearson_upper([trials - successes], trials, alpha)[0])
     return low, high
 
 

@@ -48,12 +48,8 @@ def sampler_throughput(model: str, images: int, batch: int, steps: int, repeats:
             pipe(prompts, height=res, width=res, num_inference_steps=steps, guidance_scale=4.0,
                  latents=initial_noise(seeds, shape, "cpu", torch.float32), output_type="pt")
 
-    ours(), theirs()  # warm-up
-    best = best_interleaved({"suite": ours, "diffusers": theirs}, repeats)
     return {"model": model, "images": images, "batch": batch, "steps": steps,
-            "suite_images_per_s": images / best["suite"], "diffusers_images_per_s": images / best["diffusers"],
-            "throughput_ratio_suite_over_diffusers": best["diffusers"] / best["suite"],
-            "torch_threads": torch.get_num_threads()}
+            **_race("suite", ours, "diffusers", theirs, images, repeats)}
 
 
 def stage_throughput(model: str, images: int, batch: int, steps: int, repeats: int,
@@ -62,19 +58,23 @@ def stage_throughput(model: str, images: int, batch: int, steps: int, repeats: i
     bb = load_backbone(default_config(ModelConfig, name="bench", pretrained=model))
     cfg = default_config(SamplerConfig, num_inference_steps=steps, guidance_scale=4.0, batch_size=batch)
     plan = items_for_texts([prompt] * images, list(range(images)))
-    out = Path(tempfile.mkdtemp(prefix="stage-throughput-"))
-    make_trainer = make_trainer_factory(default_config(StrategyConfig, "strategy=cpu"), None, out)
+    with tempfile.TemporaryDirectory(prefix="stage-throughput-") as out:
+        make_trainer = make_trainer_factory(default_config(StrategyConfig, "strategy=cpu"), None, Path(out))
 
-    def stage():
-        generate(bb, Guidance(), plan, cfg, make_trainer, out, grid_images=16)
+        def stage():
+            generate(bb, Guidance(), plan, cfg, make_trainer, Path(out), grid_images=16)
 
-    def loop():
-        for start in range(0, images, batch):
-            generate_images(bb, plan[start:start + batch], cfg)
+        def loop():
+            for start in range(0, images, batch):
+                generate_images(bb, plan[start:start + batch], cfg)
 
-    stage(), loop()  # warm-up
-    best = best_interleaved({"stage": stage, "loop": loop}, repeats)
-    return {"model": model, "images": images, "batch": batch, "steps": steps,
-            "stage_images_per_s": images / best["stage"], "loop_images_per_s": images / best["loop"],
-            "throughput_ratio_stage_over_loop": best["loop"] / best["stage"],
-            "torch_threads": torch.get_num_threads()}
+        race = _race("stage", stage, "loop", loop, images, repeats)
+    return {"model": model, "images": images, "batch": batch, "steps": steps, **race}
+
+
+def _race(a: str, run_a, b: str, run_b, images: int, repeats: int) -> dict:
+    """Both runs warmed up once, then timed interleaved (best of ``repeats``): images/s and the a/b ratio."""
+    run_a(), run_b()
+    best = best_interleaved({a: run_a, b: run_b}, repeats)
+    return {f"{a}_images_per_s": images / best[a], f"{b}_images_per_s": images / best[b],
+            f"throughput_ratio_{a}_over_{b}": best[b] / best[a], "torch_threads": torch.get_num_threads()}
