@@ -124,8 +124,12 @@ def calibrated_scores(adapted: torch.Tensor, reference: torch.Tensor) -> torch.T
 
 def binds_anything(backbone: Backbone, learned_tokens: Sequence[str]) -> bool:
     """Whether the backbone differs from its pretrained self: learned tokens or a peft adapter."""
-    return bool(learned_tokens) or any(getattr(m, "_hf_peft_config_loaded", False)
-                                       for m in (backbone.text_encoder, backbone.unet))
+    return bool(learned_tokens) or any(map(_has_adapter, (backbone.text_encoder, backbone.unet)))
+
+
+def _has_adapter(module: torch.nn.Module) -> bool:
+    """Whether diffusers / transformers loaded a peft adapter into ``module``."""
+    return getattr(module, "_hf_peft_config_loaded", False)
 
 
 @torch.no_grad()
@@ -158,7 +162,7 @@ def adapters_disabled(*modules: torch.nn.Module) -> Iterator[None]:
     peft's ``enable_adapters`` also sets the adapter weights' ``requires_grad``, so both
     the on/off state of each layer and every parameter's flag are restored.
     """
-    adapted = [m for m in modules if getattr(m, "_hf_peft_config_loaded", False)]
+    adapted = [m for m in modules if _has_adapter(m)]
     layers, flags = [], []
     if adapted:
         from peft.tuners.tuners_utils import BaseTunerLayer  # only a model with an adapter needs peft

@@ -31,11 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+from benchmark.metrics.catalog import MIA_ATTACKS
 from benchmark.privacy.mia_scores import SCORES_FILE, read_scores
 from benchmark.utils.io import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
-ATTACKS = ("loss", "loss_calibrated", "similarity")  # table columns; a file without an attack leaves its cells empty
+# Table columns, the stage's attacks; a file without an attack leaves its cells empty.
+ATTACKS = tuple(name for name, _ in MIA_ATTACKS)
 
 
 @dataclass
