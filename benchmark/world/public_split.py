@@ -15,7 +15,7 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 class PublicSplit:
-    """The pretraining data: public shape images, archive scenes, memorized copies."""
+    """The pretraining data: public shape images, archive scenes, memorized copies, motif scenes."""
 
     def __init__(self, scale: WorldScale, seed: int):
         rng = np.random.default_rng(seed)
@@ -25,8 +25,10 @@ class PublicSplit:
         entries = G.archive_entries()
         if scale.name == "micro":  # keep the micro build's archive small
             entries = [e for e in entries if e.memorized][:4] + [e for e in entries if not e.memorized][:40]
+        # Motif scenes are each seen once; the motif itself recurs memorized_copies times.
+        entries = entries + G.motif_entries(scale.memorized_copies)
         self.archive = entries
-        self.archive_images = np.stack([G.render_archive_image(e.image_seed) for e in entries])
+        self.archive_images = np.stack([e.render() for e in entries])
         copies = [scale.memorized_copies if e.memorized else 1 for e in entries]
         self.archive_index = np.repeat(np.arange(len(entries)), copies)
         self.rng = rng
