@@ -101,7 +101,7 @@ class MembershipInferenceConfig:
     """The evaluation-only membership-inference stage (benchmark/metrics/membership_stage.py)."""
 
     enabled: bool
-    timesteps: list[int]  # the loss attack's fixed diffusion timesteps
+    timesteps: list[int]  # the loss attacks' fixed diffusion timesteps (raw and calibrated)
     noises_per_timestep: int  # fixed (latent sample, noise) draws per timestep
     noise_seed: int  # public seed of those draws: identical for every image and run
     batch_size: int  # (candidate, draw) pairs per UNet call

@@ -202,7 +202,9 @@ class Trigger(Metric):
 
 # --- the membership-inference stage (eval.membership_inference; benchmark/metrics/membership_stage.py)
 
-MIA_ATTACKS = (("loss", "denoising-loss threshold attack"), ("similarity", "generation-similarity attack"))
+MIA_ATTACKS = (("loss", "denoising-loss threshold attack"),
+               ("loss_calibrated", "reference-calibrated loss attack (pretrained loss minus adapted loss)"),
+               ("similarity", "generation-similarity attack"))
 MIA_FPRS = (("1pct", "1%"), ("0p1pct", "0.1%"))
 
 

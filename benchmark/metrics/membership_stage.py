@@ -1,15 +1,18 @@
 """The membership-inference stage (``eval.membership_inference.enabled``): evaluation only.
 
-After evaluation, on rank 0, it attacks the run's release (:mod:`benchmark.metrics.membership`)
-with the dataset's adaptation images as members and its held-out images as non-members,
+After evaluation, on rank 0, it attacks the run's release (:mod:`benchmark.metrics.membership`:
+the ``loss``, ``loss_calibrated`` and ``similarity`` attacks) with the dataset's adaptation
+images as members and its held-out images as non-members,
 writes the per-candidate scores to ``privacy_eval/mia_scores.jsonl``
 (:mod:`benchmark.privacy.mia_scores`) and returns the ``privacy/mia_*`` figures
 (:mod:`benchmark.privacy.mia_stats`), declared in :mod:`benchmark.metrics.catalog` as read
 from private data: ``metrics.json`` lists them under ``evaluation_only``.
 
 It needs what evaluation does not: the backbone with the artifact bound and the method
-(its training prompt). It runs on the evaluation device (``EvalContext.device``, the
-run's ``distributed.rank_device``), where the backbone already is.
+(its training prompt). The calibrated attack's reference model is that same backbone with
+the release switched off for one more loss pass (learned tokens read their initializer's
+row, adapters disabled), not a second copy loaded. It runs on the evaluation device
+(``EvalContext.device``, the run's ``distributed.rank_device``), where the backbone already is.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from benchmark.config import ConfigError, MembershipInferenceConfig
 from benchmark.data.types import BenchmarkDataset
 from benchmark.metrics.catalog import MIA_KEYS
 from benchmark.metrics.context import EvalContext
-from benchmark.metrics.membership import LossAttackDraws, attack_prompts, loss_scores, similarity_scores
+from benchmark.metrics.membership import (LossAttackDraws, attack_prompts, binds_anything, calibrated_scores,
+                                          loss_scores, reference_loss_scores, similarity_scores)
 from benchmark.models.backbone import Backbone
 from benchmark.privacy.mia_scores import write_scores
 from benchmark.privacy.mia_stats import membership_figures
@@ -84,10 +88,20 @@ def membership_inference(cfg: MembershipInferenceConfig, backbone: Backbone, dat
     device = context.device
     template, placeholder = attack_template(method, data), method.placeholder_for(data, adaptation)
     draws = LossAttackDraws.make(cfg.timesteps, cfg.noises_per_timestep, backbone.latent_shape, cfg.noise_seed)
+    learned = sorted(adaptation.embeddings)  # bound under these tokens (run.bind_embeddings)
     members, nonmembers = {}, {}
     for table, split in ((members, data.adapt), (nonmembers, data.heldout)):
         prompts = attack_prompts(split.captions, template, placeholder)
-        table["loss"] = loss_scores(backbone, split.images, prompts, draws, device, cfg.batch_size).tolist()
+        adapted = loss_scores(backbone, split.images, prompts, draws, device, cfg.batch_size)
+        if binds_anything(backbone, learned):
+            reference = reference_loss_scores(backbone, split.images, prompts, draws, device, cfg.batch_size,
+                                              learned, data.config.concept.initializer_token)
+        else:
+            # method=none: the reference model is the adapted one; reusing its scores makes the
+            # calibrated scores exactly 0 on every device (a second pass could differ in rounding).
+            reference = adapted
+        table["loss"] = adapted.tolist()
+        table["loss_calibrated"] = calibrated_scores(adapted, reference).tolist()
         table["similarity"] = similarity_scores(split.images, gens.images, context.copy_detector, device).tolist()
     epsilon, delta = float(adaptation.privacy["epsilon"]), float(adaptation.privacy["delta"])
     figures, exceeded = membership_figures(members, nonmembers, epsilon, delta)

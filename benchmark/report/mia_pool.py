@@ -8,7 +8,9 @@ and recomputes every figure on the concatenated scores with the same code as one
 (:func:`benchmark.privacy.mia_stats.membership_figures`): a single threshold across
 runs, so the pooled attack is the "same attack against any of these models" of
 LiRA-style studies. Runs sharing a world seed share members; only the first (by path)
-counts, with a warning.
+counts, with a warning. Every attack of :data:`ATTACKS` (``loss``, ``loss_calibrated``,
+``similarity``) that all of a pool's files score is pooled; a file written before an
+attack existed leaves that attack out of its pool (empty cells in the table).
 
 The DP bound of a pool is that of its weakest run (largest epsilon, largest delta): each
 run obeys ``TPR_i <= e^eps FPR_i + delta``, and with equal candidate counts per run the
@@ -33,7 +35,7 @@ from benchmark.privacy.mia_scores import SCORES_FILE, read_scores
 from benchmark.utils.io import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
-ATTACKS = ("loss", "similarity")
+ATTACKS = ("loss", "loss_calibrated", "similarity")  # table columns; a file without an attack leaves its cells empty
 
 
 @dataclass

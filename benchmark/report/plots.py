@@ -22,7 +22,7 @@ from benchmark.report.sweep import Row, SweepSummary
 from benchmark.utils.io import atomic_write_bytes
 
 DEFAULT_UTILITY_METRICS = ("eval/private_style_rate", "eval/fid", "eval/clip_score", "eval/accuracy_shape")
-DEFAULT_ATTACK_METRICS = ("privacy/mia_loss_auc", "privacy/mia_similarity_auc")
+DEFAULT_ATTACK_METRICS = ("privacy/mia_loss_auc", "privacy/mia_loss_calibrated_auc", "privacy/mia_similarity_auc")
 DEFAULT_MEMORIZATION_METRICS = ("eval/memorized_fraction_copied", "eval/memorized_similarity_mean")
 DEFAULT_ALIGNMENT_METRIC = "eval/memorized_clip_score,eval/clip_score"  # the first one the runs report
 

@@ -94,6 +94,23 @@ def test_planted_scores_above_the_bound_raise_the_flag():
     assert figures["privacy/mia_loss_tpr_at_fpr_1pct_low"] > figures["privacy/mia_loss_dp_bound_at_fpr_1pct"]
 
 
+def test_the_flag_names_the_calibrated_attack_when_it_alone_exceeds_the_bound():
+    # Per-image difficulty (the reference loss, spread 1) hides a 0.1 drop of the members' loss
+    # from the raw attack; the calibrated score (reference minus adapted loss) lays it bare.
+    rng = np.random.default_rng(5)
+    reference_m, reference_n = rng.normal(1, 1, 200), rng.normal(1, 1, 1000)
+    adapted_m = reference_m - 0.1 + rng.normal(0, 0.01, 200)
+    adapted_n = reference_n + rng.normal(0, 0.01, 1000)
+    members = {"loss": -adapted_m, "loss_calibrated": reference_m - adapted_m}
+    nonmembers = {"loss": -adapted_n, "loss_calibrated": reference_n - adapted_n}
+    figures, exceeded = membership_figures(members, nonmembers, 1.0, 1e-5)
+    assert exceeded == ["loss_calibrated"] and figures["privacy/mia_exceeds_dp_bound"] == 1.0
+    assert figures["privacy/mia_loss_calibrated_auc"] == 1.0 and figures["privacy/mia_loss_auc"] < 0.6
+    for suffix in ("1pct", "0p1pct"):
+        assert figures[f"privacy/mia_loss_calibrated_tpr_at_fpr_{suffix}"] == 1.0
+        assert f"privacy/mia_loss_calibrated_dp_bound_at_fpr_{suffix}" in figures
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_genuinely_dp_mechanism_stays_within_its_bound(seed):
     members, nonmembers = _laplace_mechanism(1.0, 5000, seed)

@@ -10,14 +10,16 @@ import pytest
 
 from benchmark.privacy.mia_scores import read_scores, write_scores
 from benchmark.privacy.mia_stats import membership_figures
-from benchmark.report.mia_pool import main, pool_sweep
+from benchmark.report.mia_pool import ATTACKS, main, pool_sweep
 
 
-def _run(sweep, name, method, eps, world_seed, rng, shift=0.5, finished=True, n_members=32, n_nonmembers=64):
+def _run(sweep, name, method, eps, world_seed, rng, shift=0.5, finished=True, n_members=32, n_nonmembers=64,
+         attacks=ATTACKS):
     run_dir = sweep / name
-    members = {"loss": rng.normal(shift, 1, n_members).tolist(), "similarity": rng.normal(0, 1, n_members).tolist()}
-    nonmembers = {"loss": rng.normal(0, 1, n_nonmembers).tolist(),
-                  "similarity": rng.normal(0, 1, n_nonmembers).tolist()}
+    # Only the loss attacks see a member shift; the calibrated one twice the raw one (as it should).
+    shifts = {"loss": shift, "loss_calibrated": 2 * shift, "similarity": 0.0}
+    members = {a: rng.normal(shifts[a], 1, n_members).tolist() for a in attacks}
+    nonmembers = {a: rng.normal(0, 1, n_nonmembers).tolist() for a in attacks}
     write_scores(run_dir, {"method": method, "guidance": "none", "target_epsilon": eps, "epsilon": eps,
                            "delta": 1e-5 if math.isfinite(eps) else 0.0, "dataset_world_seed": world_seed},
                  members, nonmembers)
@@ -37,13 +39,28 @@ def test_pooling_equals_computing_on_the_concatenated_scores(tmp_path):
     _run(tmp_path, "unfinished_ti", "ti", math.inf, 9, rng, finished=False)  # no metrics.json: skipped
     pools = {p.method: p for p in pool_sweep(tmp_path)}
     assert sorted(pools["ti"].world_seeds) == [0, 1, 2] and len(pools["dpsgd_ti"].runs) == 2
-    concat = lambda ps, side: {a: [s for p in ps for s in p[side][a]] for a in ("loss", "similarity")}  # noqa: E731
+    assert ATTACKS == ("loss", "loss_calibrated", "similarity")
+    concat = lambda ps, side: {a: [s for p in ps for s in p[side][a]] for a in ATTACKS}  # noqa: E731
     expected, _ = membership_figures(concat(parts, 0), concat(parts, 1), math.inf, 0.0)
     assert pools["ti"].figures == pytest.approx(expected)
     assert pools["ti"].figures["privacy/mia_num_members"] == 96
     expected_dp, _ = membership_figures(concat(dp, 0), concat(dp, 1), 1.0, 1e-5)
     assert pools["dpsgd_ti"].figures == pytest.approx(expected_dp)
     assert "privacy/mia_exceeds_dp_bound" in pools["dpsgd_ti"].figures
+    for attack in ATTACKS:  # every attack pooled: AUC, TPR at both FPRs, the DP bound of a DP pool
+        for key in ("auc", "tpr_at_fpr_1pct", "tpr_at_fpr_0p1pct"):
+            assert f"privacy/mia_{attack}_{key}" in pools["ti"].figures
+        assert f"privacy/mia_{attack}_dp_bound_at_fpr_1pct" in pools["dpsgd_ti"].figures
+    assert pools["ti"].figures["privacy/mia_loss_calibrated_auc"] > pools["ti"].figures["privacy/mia_loss_auc"]
+
+
+def test_files_from_before_the_calibrated_attack_pool_the_attacks_they_have(tmp_path):
+    rng = np.random.default_rng(4)
+    _run(tmp_path, "0_ti", "ti", math.inf, 0, rng, attacks=("loss", "similarity"))
+    _run(tmp_path, "1_ti", "ti", math.inf, 1, rng)
+    (pool,) = pool_sweep(tmp_path)
+    assert "privacy/mia_loss_auc" in pool.figures and "privacy/mia_loss_calibrated_auc" not in pool.figures
+    assert main([str(tmp_path)]) == 0  # the table leaves the missing attack's cells empty
 
 
 def test_the_command_writes_an_evaluation_only_table(tmp_path, capsys):
@@ -53,6 +70,11 @@ def test_the_command_writes_an_evaluation_only_table(tmp_path, capsys):
     assert main([str(tmp_path)]) == 0
     text = (tmp_path / "mia_pooled.md").read_text()
     assert "EVALUATION ONLY" in text and "| lora | none | inf | 0,1 | 64 | 128 |" in text
+    header = next(line for line in text.splitlines() if line.startswith("| method"))
+    assert "| loss AUC |" in header and "| loss_calibrated AUC | loss_calibrated TPR@1%FPR (width) |" in header
+    row = next(line for line in text.splitlines() if line.startswith("| lora"))
+    cells = dict(zip(header.split("|"), row.split("|")))
+    assert cells[" loss_calibrated AUC "].strip() and cells[" loss_calibrated TPR@0.1%FPR "].strip()
     assert json.loads((tmp_path / "mia_pooled.json").read_text())["evaluation_only"] is True
     assert main([str(tmp_path / "empty")]) == 2
 
