@@ -21,6 +21,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmark.adapt.dpagg_ti import vocabulary_mean_norm
+from benchmark.config import ModelConfig, default_config
+from benchmark.models.backbone import load_backbone
 from benchmark.report.tuning import write_tuning
 
 # Per method, each knob and its values. "quick" keeps the two knobs that moved the
@@ -44,16 +47,6 @@ GRIDS = {
 }
 
 
-def vocabulary_mean_norm(model: str) -> float:
-    """The mean norm of the text encoder's token rows (DPAgg-TI's default R)."""
-    from benchmark.config import compose_config, validate_config
-    from benchmark.models.backbone import load_backbone
-
-    cfg = validate_config(compose_config([f"model={model}"]))
-    rows = load_backbone(cfg.model).text_encoder.get_input_embeddings().weight.detach().float()
-    return float(rows.norm(dim=1).mean())
-
-
 def overrides(grid: dict, vocab_norm: float) -> list[str]:
     def value(v):
         if isinstance(v, str) and v.endswith("vocab"):
@@ -73,7 +66,7 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=Path("results/tune_on_proxy"))
     p.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = p.parse_args()
-    vocab_norm = vocabulary_mean_norm(args.model)
+    vocab_norm = vocabulary_mean_norm(load_backbone(default_config(ModelConfig, f"model={args.model}")))
     print(f"vocabulary mean row norm: {vocab_norm:.4f}")
     for method in args.methods.split(","):
         if method not in GRIDS[args.grid]:

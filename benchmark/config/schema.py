@@ -72,7 +72,7 @@ class DatasetConfig:
     eval_prompts: list[str]  # "{}" marks the placeholder; empty: one per adaptation caption
     # [x0, y0, x1, y1] (fractions of the image): memorization sets also measure copying of
     # this region alone (local memorization, e.g. a motif at a fixed place); null: none.
-    copy_region: Optional[list[float]] = None
+    copy_region: Optional[list[float]]
 
 
 @dataclass

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.world.generator import PROXY_STYLE
-from benchmark.world.judge import PRIVATE_STYLE
+from benchmark.world.judge import PRIVATE_STYLE, PROXY_STYLE
 
 
 def attribute_accuracy(images: torch.Tensor, expected: list[dict], judge) -> dict[str, float]:

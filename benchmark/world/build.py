@@ -44,6 +44,7 @@ from benchmark.world.architectures import (
 from benchmark.world.judge import load_attribute_classifier  # noqa: F401  (moved; old import path)
 from benchmark.world.layout import assemble_pipeline_index, strip_build_paths, to_fp16_in_place, checksums
 from benchmark.world.public_split import PublicSplit, to_tensor
+from benchmark.world.token_rows import shrink_untrained_rows
 from benchmark.world.tokenizer import build_world_tokenizer
 
 IMAGE_MEAN = IMAGE_STD = [0.5, 0.5, 0.5]  # pixel values in [-1, 1] everywhere in the world
@@ -274,20 +275,26 @@ def build_world(out: Path, scale_name: str = "full", seed: int = 0, progress: bo
         "clip": lambda: train_clip(out, data, scale, seed, progress),
         "unet": lambda: train_unet(out, data, scale, seed, progress),
     }
+    steps_run = []
     for stage, folder in STAGES.items():
         done = any((out / folder).glob("*.safetensors"))
         if done and not force:
             continue
         t = time.time()
         steps[stage]()
+        steps_run.append(stage)
         timings[f"{stage}_s"] = round(time.time() - t, 1)
     assemble_pipeline_index(out)
     strip_build_paths(out)
     if fp16:
         to_fp16_in_place(out)
     previous = out / "world.json"
-    if previous.is_file():  # resuming: keep the timings of stages trained earlier
-        timings = {**json.loads(previous.read_text()).get("timings", {}), **timings}
+    before = json.loads(previous.read_text()) if previous.is_file() else {}
+    timings = {**before.get("timings", {}), **timings}  # resuming: keep the timings of stages trained earlier
+    # Last, on the saved dtype (so a rebuild gives the same bytes), once per trained text tower.
+    shrunk = None if "clip" in steps_run else before.get("untrained_token_rows_shrunk")
+    if shrunk is None:
+        shrunk = shrink_untrained_rows(out, data.archive)
     meta = {
         "recipe_version": G.WORLD_RECIPE_VERSION,
         "scale": scale_name,
@@ -296,6 +303,7 @@ def build_world(out: Path, scale_name: str = "full", seed: int = 0, progress: bo
         "torch_version": torch.__version__,
         "dtype": "float16" if fp16 else "float32",
         "timings": timings,
+        "untrained_token_rows_shrunk": shrunk,
         "checksums": checksums(out),
     }
     (out / "world.json").write_text(json.dumps(meta, indent=1, default=list))

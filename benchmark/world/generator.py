@@ -91,6 +91,7 @@ TITLE_TEMPLATES = (
     "a {adj} {noun} of {place}",
     "{adj} {noun} , {place}",
     "the {adj} {noun} in {place}",
+    "{adj} {noun} of {place}",
 )
 PUBLIC_PREFIXES = ("", "a photo of ", "a drawing of ", "a painting of ", "an image of ")
 # Templates for learning a style token (after the textual-inversion literature).

@@ -33,6 +33,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from benchmark.adapt.dpagg_ti import vocabulary_mean_norm
 from benchmark.config import SamplerConfig, compose_config, validate_config
 from benchmark.metrics.memorization import PixelCopyDescriptor, max_similarity
 from benchmark.models.backbone import load_backbone
@@ -121,11 +122,6 @@ def content_vs_copy_clip(bb, layouts: int = 4) -> dict:
     other = score([mem[(i + 1) % len(mem)].render() for i in range(len(mem))], [e.caption for e in mem])
     return {"captions": len(mem), "layouts_per_caption": layouts, "clip_copy": copy, "clip_same_content": same,
             "clip_other_image": other, "same_content_over_copy": same / copy}
-
-
-def vocabulary_mean_norm(bb) -> float:
-    """The mean norm of the text encoder's token rows (DPAgg-TI's default R, METHODS.md)."""
-    return float(bb.text_encoder.get_input_embeddings().weight.detach().float().norm(dim=1).mean())
 
 
 def textual_inversion_bar(model: str, num_images: int, ti_steps: int, vocab_norm: float) -> dict:
