@@ -44,7 +44,6 @@ from benchmark.world.architectures import (
 from benchmark.world.judge import load_attribute_classifier  # noqa: F401  (moved; old import path)
 from benchmark.world.layout import assemble_pipeline_index, strip_build_paths, to_fp16_in_place, checksums
 from benchmark.world.public_split import PublicSplit, to_tensor
-from benchmark.world.token_rows import shrink_untrained_rows
 from benchmark.world.tokenizer import build_world_tokenizer
 
 IMAGE_MEAN = IMAGE_STD = [0.5, 0.5, 0.5]  # pixel values in [-1, 1] everywhere in the world
@@ -219,15 +218,14 @@ def train_unet(out: Path, data: PublicSplit, scale: WorldScale, seed: int, progr
 
     def loss_fn(step):
         idx = rng.integers(len(data), size=scale.unet_batch)
-        mus, sds, captions = [], [], []
+        mus, sds = [], []
         for i in idx:
             if i < n_shape:
                 mus.append(shape_mu[i]); sds.append(shape_sd[i])
-                captions.append(G.public_caption(data.attrs[i], rng))
             else:
                 j = data.archive_index[i - n_shape]
                 mus.append(arch_mu[j]); sds.append(arch_sd[j])
-                captions.append(data.archive[j].caption)
+        captions = [data.caption(i, rng) for i in idx]
         captions = ["" if rng.random() < 0.1 else c for c in captions]  # for classifier-free guidance
         mu, sd = torch.stack(mus), torch.stack(sds)
         latents = (mu + sd * torch.randn(mu.shape, generator=gen)) * sf
@@ -291,10 +289,6 @@ def build_world(out: Path, scale_name: str = "full", seed: int = 0, progress: bo
     previous = out / "world.json"
     before = json.loads(previous.read_text()) if previous.is_file() else {}
     timings = {**before.get("timings", {}), **timings}  # resuming: keep the timings of stages trained earlier
-    # Last, on the saved dtype (so a rebuild gives the same bytes), once per trained text tower.
-    shrunk = None if "clip" in steps_run else before.get("untrained_token_rows_shrunk")
-    if shrunk is None:
-        shrunk = shrink_untrained_rows(out, data.archive)
     meta = {
         "recipe_version": G.WORLD_RECIPE_VERSION,
         "scale": scale_name,
@@ -303,7 +297,6 @@ def build_world(out: Path, scale_name: str = "full", seed: int = 0, progress: bo
         "torch_version": torch.__version__,
         "dtype": "float16" if fp16 else "float32",
         "timings": timings,
-        "untrained_token_rows_shrunk": shrunk,
         "checksums": checksums(out),
     }
     (out / "world.json").write_text(json.dumps(meta, indent=1, default=list))

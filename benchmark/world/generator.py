@@ -31,7 +31,7 @@ import numpy as np
 
 from benchmark.world import scenes as S
 
-WORLD_RECIPE_VERSION = "tinyworld-v4"
+WORLD_RECIPE_VERSION = "tinyworld-v5"
 IMAGE_SIZE = 32
 _SUPERSAMPLE = 4
 
@@ -93,15 +93,25 @@ TITLE_TEMPLATES = (
     "the {adj} {noun} in {place}",
     "{adj} {noun} of {place}",
 )
-PUBLIC_PREFIXES = ("", "a photo of ", "a drawing of ", "a painting of ", "an image of ")
-# Templates for learning a style token (after the textual-inversion literature).
+PUBLIC_PREFIXES = ("", "a photo of ", "a drawing of ", "a painting of ", "an image of ", "a picture of ")
+# Named public styles: LAION captions say "... in the style of <artist>", so Stable Diffusion
+# knows what that slot of a prompt does before textual inversion fills it with a new name.
+# Each public (fill, background) pair gets a name; the private and proxy styles get none.
+PUBLIC_STYLE_NAMES: dict[tuple[str, str], str] = {
+    ("solid", "white"): "aldren", ("solid", "gray"): "brisco", ("solid", "black"): "corvane",
+    ("outlined", "white"): "delmont", ("outlined", "black"): "esquil",
+    ("striped", "white"): "farrow", ("striped", "gray"): "galen",
+}
+STYLE_CAPTION_PROB = 0.3  # share of public captions that name the style instead of fill and background
+# Style captions of pretraining, in the form textual-inversion prompts take ("{caption}" is
+# "a red circle"; "{}" a style's name).
 STYLE_TEMPLATES = (
+    "{caption} in the style of {}",
+    "a painting of {caption} in the style of {}",
+    "a picture of {caption} in the style of {}",
     "a painting in the style of {}",
-    "a picture in the style of {}",
     "a drawing in the style of {}",
     "an image in the style of {}",
-    "a {colour} {shape} in the style of {}",
-    "a painting of a {colour} {shape} in the style of {}",
 )
 OBJECT_TEMPLATES = ("a photo of {}", "a picture of {}", "an image of {}", "a photo of the {}")
 
@@ -211,7 +221,18 @@ def render_archive_image(seed: int, layout_seed: int | None = None, motif: int |
 
 
 def public_caption(attrs: ShapeAttributes, rng: np.random.Generator, drop_prob: float = 0.3) -> str:
-    """Caption a public image; fill and background words are each dropped with drop_prob."""
+    """Caption a public image.
+
+    With probability ``STYLE_CAPTION_PROB`` the caption is a style template naming the
+    image's style (``PUBLIC_STYLE_NAMES``), e.g. "a red circle in the style of farrow";
+    otherwise it describes the image, dropping the fill and the background words each
+    with probability ``drop_prob``.
+    """
+    if rng.random() < STYLE_CAPTION_PROB:
+        template = STYLE_TEMPLATES[rng.integers(len(STYLE_TEMPLATES))]
+        name = PUBLIC_STYLE_NAMES[(attrs.fill, attrs.background)]
+        caption = f"{article(attrs.colour)} {attrs.colour} {attrs.shape}"
+        return template.replace("{caption}", caption).format(name)
     fill_word = "" if attrs.fill == "solid" or rng.random() < drop_prob else attrs.fill + " "
     words = f"{attrs.colour} {fill_word}{attrs.shape}"
     if rng.random() >= drop_prob:
@@ -258,6 +279,12 @@ class ArchiveEntry:
 
     def render(self, layout_seed: int | None = None) -> np.ndarray:
         return render_archive_image(self.image_seed, layout_seed, self.motif)
+
+    def training_captions(self) -> tuple[str, ...]:
+        """The captions pretraining pairs with this image: a memorized entry keeps its one
+        caption (LAION's duplicates share theirs); an entry seen once comes under any of
+        its wordings, as LAION describes similar images in many words."""
+        return (self.caption,) if self.memorized else (self.caption, *self.paraphrases())
 
     def paraphrases(self) -> list[str]:
         """Up to 15 captions with the same drawn content: title reworded, content reordered."""
@@ -336,8 +363,9 @@ def vocabulary_words() -> list[str]:
         " ".join(SHAPES), " ".join(COLOURS), " ".join(BACKGROUNDS), " ".join(FILLS),
         " ".join(PUBLIC_PREFIXES), " ".join(PLACES), " ".join(S.MOTIF_NAMES),
         " ".join(itertools.chain(*ADJECTIVE_GROUPS)), " ".join(itertools.chain(*NOUN_GROUPS)),
-        " ".join(TITLE_TEMPLATES), " ".join(STYLE_TEMPLATES), " ".join(OBJECT_TEMPLATES),
-        "a an the on of in background style photo picture object left right above below with and crest emblem ,",
+        " ".join(TITLE_TEMPLATES), " ".join(STYLE_TEMPLATES).replace("{caption}", ""), " ".join(OBJECT_TEMPLATES),
+        "a an the on of in background style photo picture left right above below with and crest emblem ,",
+        " ".join(PUBLIC_STYLE_NAMES.values()),
     ]
     for t in texts:
         for w in t.replace("{}", " ").split():
