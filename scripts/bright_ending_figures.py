@@ -14,6 +14,9 @@ DETECTION = ("eval/detection_auc", "eval/detection_masked_auc", "eval/detection_
              "eval/detection_magnitude_control", "eval/detection_masked_magnitude_memorized",
              "eval/detection_masked_magnitude_control")
 MITIGATION = ("eval/memorized_fraction_copied", "eval/memorized_similarity_mean", "eval/control_fraction_copied",
+              # local memorization (dataset.copy_region): copying of the motif's region alone
+              "eval/memorized_region_fraction_copied", "eval/memorized_region_similarity_mean",
+              "eval/control_region_fraction_copied",
               "eval/memorized_clip_score", "eval/control_clip_score", "eval/memorized_trigger_fraction",
               "eval/control_trigger_fraction")
 

@@ -177,3 +177,30 @@ def test_encoders_load_once_on_the_evaluation_device(micro_world):
     assert context.clip is clip and {p.device.type for p in clip[0].parameters()} == {"meta"}
     assert {p.device.type for p in context.judge.parameters()} == {"meta"}
     assert {b.device.type for b in context.fid_features.buffers()} == {"meta"}
+
+
+def test_copy_region_measures_copying_of_that_region_alone(tmp_path, micro_world, memorized):
+    """Local memorization: the region of the ground truth pasted into noise is a copy there, not overall."""
+    import dataclasses
+
+    data = dataclasses.replace(memorized, config=dataclasses.replace(memorized.config, copy_region=[0, 0, 0.5, 0.5]))
+    n = 12
+    index = [i % len(data.prompts) for i in range(n)]
+    images = torch.randint(0, 256, (n, 3, 32, 32), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    for k in range(n):
+        images[k, :, :16, :16] = data.adapt.images[data.prompts[index[k]].ground_truth[0]][:, :16, :16]
+    (tmp_path / "images").mkdir()
+    gen = Generations(images, index, [data.prompts[i].text() for i in index], tmp_path / "images", {})
+    got = Evaluator(MICRO, default_config(EvalConfig, metrics=["memorization"]), micro_world, seed=0)(gen, data)
+    mem = [k for k, i in enumerate(index) if data.prompts[i].memorized]
+    region = [memorization.crop_region(x, [0, 0, 0.5, 0.5]) for x in (images, data.adapt.images)]
+    own = memorization.max_similarity(*region, memorization.PixelCopyDescriptor(),
+                                      [data.prompts[i].ground_truth for i in index])
+    assert got["eval/memorized_region_similarity_mean"] == pytest.approx(float(own[mem].mean()))
+    # A pasted region is a copy there (unless the truth's region is flat: no pattern to copy).
+    assert got["eval/memorized_region_fraction_copied"] >= 0.9
+    assert got["eval/memorized_fraction_copied"] == 0.0  # the whole image is no copy
+    assert memorization.crop_region(images, [0.5, 0.25, 1.0, 0.75]).shape == (n, 3, 16, 16)
+    # Without a region, no region keys.
+    plain = Evaluator(MICRO, default_config(EvalConfig, metrics=["memorization"]), micro_world, seed=0)(gen, memorized)
+    assert not any("region" in k for k in plain)

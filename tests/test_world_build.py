@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from diffusers import StableDiffusionPipeline
 
 from benchmark.models.backbone import PACKAGED_WORLD

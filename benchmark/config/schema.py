@@ -49,7 +49,7 @@ class ConceptConfig:
 
 @dataclass
 class WorldSourceConfig:
-    population: str  # private_style | memorized
+    population: str  # private_style | proxy_style | memorized | local_memorized
     num_adapt: int
     num_heldout: int
     seed: int
@@ -70,6 +70,9 @@ class DatasetConfig:
     prompts_file: str  # source: memorization
     images_column: str  # source: memorization
     eval_prompts: list[str]  # "{}" marks the placeholder; empty: one per adaptation caption
+    # [x0, y0, x1, y1] (fractions of the image): memorization sets also measure copying of
+    # this region alone (local memorization, e.g. a motif at a fixed place); null: none.
+    copy_region: Optional[list[float]]
 
 
 @dataclass

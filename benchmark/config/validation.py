@@ -19,6 +19,8 @@ from benchmark.config.errors import ConfigError
 from benchmark.config.schema import (DatasetConfig, EvalConfig, LoggerConfig, ModelConfig, PrivacyConfig, RunConfig,
                                      StrategyConfig, StrengthConfig, WandbLoggerConfig)
 
+# benchmark.world.datasets renders these (kept here so a typo fails before any work).
+WORLD_POPULATIONS = ("private_style", "proxy_style", "memorized", "local_memorized")
 GROUPS = ("model", "dataset", "method", "guidance", "privacy", "eval", "strategy", "logger", "strength")
 DATASET_SOURCES = ("world", "imagefolder", "hf", "memorization")
 CONCEPT_KINDS = ("style", "object")
@@ -78,6 +80,12 @@ def check_ranges(model: ModelConfig, dataset: DatasetConfig, privacy: PrivacyCon
         _positive("dataset.world.num_adapt", dataset.world.num_adapt, integer=True)
         if dataset.world.num_heldout < 0:
             raise ConfigError(f"dataset.world.num_heldout must be >= 0, got {dataset.world.num_heldout!r}")
+        _choice("dataset.world.population", dataset.world.population, WORLD_POPULATIONS)
+    region = dataset.copy_region
+    if region is not None:
+        if not (len(region) == 4 and 0 <= region[0] < region[2] <= 1 and 0 <= region[1] < region[3] <= 1):
+            raise ConfigError("dataset.copy_region must be [x0, y0, x1, y1], fractions of the image with "
+                              f"0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1; got {list(dataset.copy_region)!r}")
     _positive("eval.num_images", evaluation.num_images, integer=True)
     _positive("eval.images_per_prompt", evaluation.images_per_prompt, integer=True, optional=True)
     _positive("eval.kid_subset_size", evaluation.kid_subset_size, integer=True)

@@ -10,7 +10,9 @@ from torchmetrics.multimodal.clip_score import CLIPScore
 
 def clip_score(images: torch.Tensor, prompts: list[str], model_and_processor: Callable | str,
                batch_size: int = 64, device: torch.device | str = "cpu") -> float:
-    """Mean CLIP score, ``100 * max(cos, 0)``, of uint8 NCHW images against their prompts.
+    """Mean CLIP score of uint8 NCHW images against their prompts: torchmetrics'
+    ``max(mean(100 * cos), 0)`` (the clamp applies to the mean, not to each image as in
+    Hessel et al.; the two differ only where some cosines are negative).
 
     Computed on ``device`` (the CLIP model must be there already, or is moved there).
     """

@@ -83,12 +83,13 @@ JUDGED_ATTRIBUTES = ("shape", "colour", "fill", "background")
 
 @register_metric
 class Concept(Metric):
-    """Offline world only: the judge's accuracy on prompted attributes, and the private-style rate."""
+    """Offline world only: the judge's accuracy on prompted attributes, and the private- and proxy-style rates."""
 
     name = "concept"
     keys = (*(MetricKey(f"eval/accuracy_{a}", True, f"fraction of images with the prompted {a} (judge)")
               for a in JUDGED_ATTRIBUTES),
-            MetricKey("eval/private_style_rate", True, "fraction of images in the private style (judge)"))
+            MetricKey("eval/private_style_rate", True, "fraction of images in the private style (judge)"),
+            MetricKey("eval/proxy_style_rate", True, "fraction of images in the public proxy style (judge)"))
 
     def skip_reason(self, gen, data, context) -> Optional[str]:
         if context.world_dir is None:
@@ -104,7 +105,9 @@ class Concept(Metric):
 
 
 MEMORIZATION_SETS = (("adapt_set", "the whole adaptation set"), ("memorized", "memorized prompts' ground truth"),
-                     ("control", "control prompts' ground truth"))
+                     ("control", "control prompts' ground truth"),
+                     ("memorized_region", "memorized prompts' ground truth, in dataset.copy_region only"),
+                     ("control_region", "control prompts' ground truth, in dataset.copy_region only"))
 
 
 @register_metric
@@ -119,7 +122,7 @@ class Memorization(Metric):
                   reads_private_data=group == "adapt_set")))
 
     def __call__(self, gen, data, context):
-        from benchmark.metrics.memorization import max_similarity, memorization_summary
+        from benchmark.metrics.memorization import crop_region, max_similarity, memorization_summary
 
         prompts, detector, threshold = data.prompts, context.copy_detector, context.copy_threshold
         generated, references = gen.images.to(context.device), data.adapt.images.to(context.device)
@@ -127,13 +130,20 @@ class Memorization(Metric):
         out = memorization_summary(max_similarity(generated, references, detector), threshold, "eval/adapt_set")
         # Against each prompt's own ground truth, split by memorized / control prompts.
         with_truth = [k for k, i in enumerate(gen.prompt_index) if prompts[i].ground_truth]
-        if with_truth:
-            cands = [prompts[gen.prompt_index[k]].ground_truth for k in with_truth]
-            own = max_similarity(generated[with_truth], references, detector, cands)
+        if not with_truth:
+            return out
+        cands = [prompts[gen.prompt_index[k]].ground_truth for k in with_truth]
+        # Local memorization: the same comparison inside the dataset's copy region only.
+        region = data.config.copy_region
+        views = {"": (generated, references)}
+        if region is not None:
+            views["_region"] = (crop_region(generated, region), crop_region(references, region))
+        for suffix, (gens, refs) in views.items():
+            own = max_similarity(gens[with_truth], refs, detector, cands)
             for label, flag in GROUPS:
                 sel = [j for j, k in enumerate(with_truth) if prompts[gen.prompt_index[k]].memorized is flag]
                 if sel:
-                    out.update(memorization_summary(own[sel], threshold, f"eval/{label}"))
+                    out.update(memorization_summary(own[sel], threshold, f"eval/{label}{suffix}"))
         return out
 
 

@@ -10,7 +10,7 @@ same picture, shifted or re-coloured pictures fall off quickly.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -63,6 +63,13 @@ def max_similarity(generated: torch.Tensor, references: torch.Tensor, descriptor
     if candidates is None:
         return sims.max(dim=1).values
     return torch.stack([sims[i, idx].max() for i, idx in enumerate(candidates)])
+
+
+def crop_region(images: torch.Tensor, region: Sequence[float]) -> torch.Tensor:
+    """The ``[x0, y0, x1, y1]`` part (fractions of width and height) of NCHW images."""
+    h, w = images.shape[-2:]
+    x0, y0, x1, y1 = region
+    return images[..., round(y0 * h):round(y1 * h), round(x0 * w):round(x1 * w)]
 
 
 def memorization_summary(similarities: torch.Tensor, threshold: float, prefix: str) -> dict[str, float]:

@@ -39,6 +39,15 @@ class WorldScale:
     # inversion token can no longer reach the private style (results/world_build.md).
     unet_stop_step: int | None = None
     model_max_length: int = 20
+    # Initial std of the text encoder's token embedding rows (transformers' default is
+    # 0.02). At 0.02 the rows (norm 0.18 at width 64) are 30x smaller than the first
+    # layer's update of the residual stream (norm ~5), so a word reaches the UNet only
+    # through the layers, and a textual-inversion row has to grow to 27x the vocabulary
+    # norm before it can carry a concept (results/world_noise_tolerance.md, v3). In
+    # Stable Diffusion a TI row near the vocabulary's norm carries one (the premise of
+    # DPAgg-TI's default R). Rows of norm ~2 give the input a share of the residual
+    # stream comparable to one layer's update (results/world_build.md).
+    token_init_std: float = 0.25
 
 
 SCALES = {
@@ -70,7 +79,9 @@ def make_clip(scale: WorldScale, vocab_size: int, bos_id: int, eos_id: int) -> C
         hidden_size=w, intermediate_size=2 * w, num_hidden_layers=scale.text_layers,
         num_attention_heads=4, image_size=IMAGE_SIZE, patch_size=4, projection_dim=w,
     )
-    return CLIPModel(CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=w))
+    clip = CLIPModel(CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=w))
+    torch.nn.init.normal_(clip.text_model.embeddings.token_embedding.weight, std=scale.token_init_std)
+    return clip
 
 
 def make_vae(scale: WorldScale) -> AutoencoderKL:

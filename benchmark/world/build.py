@@ -218,15 +218,14 @@ def train_unet(out: Path, data: PublicSplit, scale: WorldScale, seed: int, progr
 
     def loss_fn(step):
         idx = rng.integers(len(data), size=scale.unet_batch)
-        mus, sds, captions = [], [], []
+        mus, sds = [], []
         for i in idx:
             if i < n_shape:
                 mus.append(shape_mu[i]); sds.append(shape_sd[i])
-                captions.append(G.public_caption(data.attrs[i], rng))
             else:
                 j = data.archive_index[i - n_shape]
                 mus.append(arch_mu[j]); sds.append(arch_sd[j])
-                captions.append(data.archive[j].caption)
+        captions = [data.caption(i, rng) for i in idx]
         captions = ["" if rng.random() < 0.1 else c for c in captions]  # for classifier-free guidance
         mu, sd = torch.stack(mus), torch.stack(sds)
         latents = (mu + sd * torch.randn(mu.shape, generator=gen)) * sf
@@ -274,20 +273,22 @@ def build_world(out: Path, scale_name: str = "full", seed: int = 0, progress: bo
         "clip": lambda: train_clip(out, data, scale, seed, progress),
         "unet": lambda: train_unet(out, data, scale, seed, progress),
     }
+    steps_run = []
     for stage, folder in STAGES.items():
         done = any((out / folder).glob("*.safetensors"))
         if done and not force:
             continue
         t = time.time()
         steps[stage]()
+        steps_run.append(stage)
         timings[f"{stage}_s"] = round(time.time() - t, 1)
     assemble_pipeline_index(out)
     strip_build_paths(out)
     if fp16:
         to_fp16_in_place(out)
     previous = out / "world.json"
-    if previous.is_file():  # resuming: keep the timings of stages trained earlier
-        timings = {**json.loads(previous.read_text()).get("timings", {}), **timings}
+    before = json.loads(previous.read_text()) if previous.is_file() else {}
+    timings = {**before.get("timings", {}), **timings}  # resuming: keep the timings of stages trained earlier
     meta = {
         "recipe_version": G.WORLD_RECIPE_VERSION,
         "scale": scale_name,

@@ -7,11 +7,15 @@ Three populations share one renderer:
   sometimes the fill and background. Two things never occur in the public split: a few
   shape/colour pairs (``HELD_OUT_PAIRS``, to measure compositional generalisation) and
   the **private style** (striped fill on a black background), the stand-in for an
-  artist's style that the pretrained model has never been shown.
-* **archive** images — busy scenes of several small shapes on a two-tone background,
-  captioned with place-like phrases ("the quiet harbor of marlow"). Most are seen once
-  in pretraining; the **memorized** few are duplicated many times, so the model learns
-  to copy them, as Stable Diffusion copies heavily duplicated LAION images.
+  artist's style that the pretrained model has never been shown, and the **proxy
+  style** (outlined on gray), a second unseen style declared public for tuning.
+* **archive** images — two solid shapes of nameable colours on a flat background,
+  captioned with a place-like title and what is drawn ("the quiet harbor of marlow ,
+  a red circle left of a blue star on gray"; :mod:`benchmark.world.scenes`). Most are
+  seen once in pretraining; the **memorized** few are duplicated many times, so the
+  model learns to copy them, as Stable Diffusion copies heavily duplicated LAION
+  images; **motif** scenes share a small emblem at a fixed place under captions that
+  name it (local memorization).
 * **private** images — the private style, generated only for adaptation datasets.
 
 Every function is a pure function of its seed, so the world is reproducible bit-for-bit
@@ -25,7 +29,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-WORLD_RECIPE_VERSION = "tinyworld-v3"
+from benchmark.world import scenes as S
+
+WORLD_RECIPE_VERSION = "tinyworld-v5"
 IMAGE_SIZE = 32
 _SUPERSAMPLE = 4
 
@@ -41,6 +47,8 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 BACKGROUNDS: dict[str, int] = {"white": 240, "gray": 128, "black": 18}
 FILLS: tuple[str, ...] = ("solid", "outlined", "striped")
 PRIVATE_STYLE = {"fill": "striped", "background": "black"}
+# A second style never seen in pretraining, declared public: where hyperparameters are tuned.
+PROXY_STYLE = {"fill": "outlined", "background": "gray"}
 # Shape/colour pairs that never appear in pretraining: prompts for them test composition.
 HELD_OUT_PAIRS: tuple[tuple[str, str], ...] = (
     ("circle", "orange"),
@@ -74,28 +82,36 @@ PLACES = (
     "thornbury", "umberlea", "valemont", "westbrook", "yarrow", "zennor", "ashford",
     "bramble", "coldwater", "deepdale", "elmstead", "foxley",
 )
-ARCHIVE_PREFIXES = ("", "a photo of ", "an old picture of ", "a view of ")
-PARAPHRASE_TEMPLATES = (
-    "a photo of the {adj} {noun} of {place}",
-    "a picture showing the {adj} {noun} of {place}",
+# Title paraphrases (short: title + content must fit the 20-token context).
+TITLE_TEMPLATES = (
+    "the {adj} {noun} of {place}",
     "the {noun} of {place} , {adj}",
     "{place} and its {adj} {noun}",
-    "a view of the {adj} {noun} in {place}",
-    "an image of a {adj} {noun} at {place}",
     "the {adj} {noun} near {place}",
     "a {adj} {noun} of {place}",
     "{adj} {noun} , {place}",
-    "the {noun} at {place} , {adj} and still",
+    "the {adj} {noun} in {place}",
+    "{adj} {noun} of {place}",
 )
-PUBLIC_PREFIXES = ("", "a photo of ", "a drawing of ", "a painting of ", "an image of ")
-# Templates for learning a style token (after the textual-inversion literature).
+PUBLIC_PREFIXES = ("", "a photo of ", "a drawing of ", "a painting of ", "an image of ", "a picture of ")
+# Named public styles: LAION captions say "... in the style of <artist>", so Stable Diffusion
+# knows what that slot of a prompt does before textual inversion fills it with a new name.
+# Each public (fill, background) pair gets a name; the private and proxy styles get none.
+PUBLIC_STYLE_NAMES: dict[tuple[str, str], str] = {
+    ("solid", "white"): "aldren", ("solid", "gray"): "brisco", ("solid", "black"): "corvane",
+    ("outlined", "white"): "delmont", ("outlined", "black"): "esquil",
+    ("striped", "white"): "farrow", ("striped", "gray"): "galen",
+}
+STYLE_CAPTION_PROB = 0.3  # share of public captions that name the style instead of fill and background
+# Style captions of pretraining, in the form textual-inversion prompts take ("{caption}" is
+# "a red circle"; "{}" a style's name).
 STYLE_TEMPLATES = (
+    "{caption} in the style of {}",
+    "a painting of {caption} in the style of {}",
+    "a picture of {caption} in the style of {}",
     "a painting in the style of {}",
-    "a picture in the style of {}",
     "a drawing in the style of {}",
     "an image in the style of {}",
-    "a {colour} {shape} in the style of {}",
-    "a painting of a {colour} {shape} in the style of {}",
 )
 OBJECT_TEMPLATES = ("a photo of {}", "a picture of {}", "an image of {}", "a photo of the {}")
 
@@ -112,6 +128,10 @@ class ShapeAttributes:
     @property
     def is_private_style(self) -> bool:
         return self.fill == PRIVATE_STYLE["fill"] and self.background == PRIVATE_STYLE["background"]
+
+    @property
+    def is_proxy_style(self) -> bool:
+        return self.fill == PROXY_STYLE["fill"] and self.background == PROXY_STYLE["background"]
 
 
 def article(word: str) -> str:
@@ -180,26 +200,39 @@ def render_shape_image(attrs: ShapeAttributes, rng: np.random.Generator) -> np.n
     return np.clip(_downsample(canvas), 0, 255).round().astype(np.uint8)
 
 
-def render_archive_image(seed: int) -> np.ndarray:
-    """Render one archive scene: a few shapes of any colour on a two-tone gradient."""
-    rng = np.random.default_rng(seed)
-    top, bottom = rng.uniform(30, 225, size=(2, 3))
-    t = (_GRID_Y / (IMAGE_SIZE)).clip(0, 1)[..., None]
-    canvas = (top * (1 - t) + bottom * t).astype(np.float32)
-    # Two or three large shapes: busy enough to be unmistakable, simple enough for an
-    # 8x8x4 latent to hold (smaller, more numerous shapes blurred in the VAE).
-    for _ in range(rng.integers(2, 4)):
-        kind = SHAPES[rng.integers(len(SHAPES))]
-        fill = FILLS[rng.integers(2)]  # solid or outlined: stripes stay private
-        colour = rng.uniform(0, 255, size=3)
-        radius = rng.uniform(6.0, 10.0)
-        cx, cy = rng.uniform(8, 24, size=2)
-        _paint_shape(canvas, kind, fill, colour, cx, cy, radius, stripe_gap_colour=235.0)
+def render_archive_image(seed: int, layout_seed: int | None = None, motif: int | None = None) -> np.ndarray:
+    """Render one archive scene (:mod:`benchmark.world.scenes`) as uint8 HxWx3.
+
+    ``layout_seed`` keeps the content of ``seed`` and redraws where and how large the
+    shapes are; ``motif`` adds that motif at its fixed place (local memorization).
+    """
+    scene = S.make_scene(seed, SHAPES, list(COLOURS), layout_seed, motif)
+    rng = np.random.default_rng([seed if layout_seed is None else layout_seed, 2])
+    level = BACKGROUNDS[scene.background] + rng.uniform(-8, 8)
+    canvas = np.full((IMAGE_SIZE * _SUPERSAMPLE,) * 2 + (3,), level, dtype=np.float32)
+    for p in (scene.first, scene.second):
+        colour = np.clip(np.array(COLOURS[p.colour], dtype=np.float32) + rng.uniform(-12, 12, 3), 0, 255)
+        _paint_shape(canvas, p.shape, "solid", colour, p.cx, p.cy, p.radius, stripe_gap_colour=235.0)
+    if motif is not None:
+        for shape, colour, radius in S.motif_parts(motif, SHAPES, list(COLOURS)):
+            _paint_shape(canvas, shape, "solid", np.array(COLOURS[colour], dtype=np.float32),
+                         *S.MOTIF_CENTRE, radius, stripe_gap_colour=235.0)
     return np.clip(_downsample(canvas), 0, 255).round().astype(np.uint8)
 
 
 def public_caption(attrs: ShapeAttributes, rng: np.random.Generator, drop_prob: float = 0.3) -> str:
-    """Caption a public image; fill and background words are each dropped with drop_prob."""
+    """Caption a public image.
+
+    With probability ``STYLE_CAPTION_PROB`` the caption is a style template naming the
+    image's style (``PUBLIC_STYLE_NAMES``), e.g. "a red circle in the style of farrow";
+    otherwise it describes the image, dropping the fill and the background words each
+    with probability ``drop_prob``.
+    """
+    if rng.random() < STYLE_CAPTION_PROB:
+        template = STYLE_TEMPLATES[rng.integers(len(STYLE_TEMPLATES))]
+        name = PUBLIC_STYLE_NAMES[(attrs.fill, attrs.background)]
+        caption = f"{article(attrs.colour)} {attrs.colour} {attrs.shape}"
+        return template.replace("{caption}", caption).format(name)
     fill_word = "" if attrs.fill == "solid" or rng.random() < drop_prob else attrs.fill + " "
     words = f"{attrs.colour} {fill_word}{attrs.shape}"
     if rng.random() >= drop_prob:
@@ -218,7 +251,7 @@ def public_attribute_space() -> list[ShapeAttributes]:
     out = []
     for shape, colour, fill, bg in itertools.product(SHAPES, COLOURS, FILLS, BACKGROUNDS):
         a = ShapeAttributes(shape, colour, fill, bg)
-        if (shape, colour) in HELD_OUT_PAIRS or a.is_private_style:
+        if (shape, colour) in HELD_OUT_PAIRS or a.is_private_style or a.is_proxy_style:
             continue
         out.append(a)
     return out
@@ -226,7 +259,11 @@ def public_attribute_space() -> list[ShapeAttributes]:
 
 @dataclass(frozen=True)
 class ArchiveEntry:
-    """One archive caption with its scene seed; memorized entries carry paraphrases."""
+    """One archive caption (title, then drawn content) with its scene seed.
+
+    Memorized entries are duplicated in pretraining and carry paraphrases; motif
+    entries are seen once each but share a motif (local memorization).
+    """
 
     caption: str
     image_seed: int
@@ -234,17 +271,37 @@ class ArchiveEntry:
     noun_group: int
     place: str
     memorized: bool
+    motif: int | None = None
+
+    @property
+    def scene(self) -> S.Scene:
+        return S.make_scene(self.image_seed, SHAPES, list(COLOURS), motif=self.motif)
+
+    def render(self, layout_seed: int | None = None) -> np.ndarray:
+        return render_archive_image(self.image_seed, layout_seed, self.motif)
+
+    def training_captions(self) -> tuple[str, ...]:
+        """The captions pretraining pairs with this image: a memorized entry keeps its one
+        caption (LAION's duplicates share theirs); an entry seen once comes under any of
+        its wordings, as LAION describes similar images in many words."""
+        return (self.caption,) if self.memorized else (self.caption, *self.paraphrases())
 
     def paraphrases(self) -> list[str]:
+        """Up to 15 captions with the same drawn content: title reworded, content reordered."""
+        if not self.place:  # a motif-free scene under its content alone
+            return [self.scene.content(flip=True)]
+        if self.motif is not None:
+            name = S.MOTIF_NAMES[self.motif]
+            return [f"{self.scene.content(flip)} {tail} {name}" for flip in (False, True)
+                    for tail in ("with the crest of", "and the crest of", "with the emblem of")][1:]
         out = []
         adjs = ADJECTIVE_GROUPS[self.adjective_group]
         nouns = NOUN_GROUPS[self.noun_group]
-        for i, template in enumerate(PARAPHRASE_TEMPLATES):
-            # Rotate synonyms so paraphrases vary in wording as well as in word order.
-            for j in range(2):
-                adj = adjs[(i + j + 1) % len(adjs)]
-                noun = nouns[(i + 2 * j + 1) % len(nouns)]
-                text = template.format(adj=adj, noun=noun, place=self.place)
+        for i, template in enumerate(TITLE_TEMPLATES):
+            for j in range(2):  # rotate synonyms so paraphrases vary in wording as well as in order
+                title = template.format(adj=adjs[(i + j + 1) % 3], noun=nouns[(i + 2 * j + 1) % 3], place=self.place)
+                content = self.scene.content(flip=(i + j) % 2 == 1)
+                text = f"{title} , {content}" if (i + j) % 3 else f"{content} , {title}"
                 if text != self.caption and text not in out:
                     out.append(text)
         return out[:15]
@@ -262,7 +319,7 @@ def archive_entries(num_memorized: int = 16, num_single: int = 1500, seed: int =
     order = rng.permutation(len(combos))
     entries: list[ArchiveEntry] = []
     used_places: set[str] = set()
-    used_captions: set[str] = set()
+    used_titles: set[str] = set()
     for idx in order:
         a, n, place = combos[idx]
         memorized = len([e for e in entries if e.memorized]) < num_memorized
@@ -272,14 +329,31 @@ def archive_entries(num_memorized: int = 16, num_single: int = 1500, seed: int =
             break
         adj = ADJECTIVE_GROUPS[a][rng.integers(3)]
         noun = NOUN_GROUPS[n][rng.integers(3)]
-        caption = f"the {adj} {noun} of {place}"
-        if caption in used_captions:
+        title = f"the {adj} {noun} of {place}"
+        if title in used_titles:
             continue
-        used_captions.add(caption)
+        used_titles.add(title)
         if memorized:
             used_places.add(place)
-        entries.append(ArchiveEntry(caption, int(rng.integers(2**31)), a, n, place, memorized))
+        image_seed = int(rng.integers(2**31))
+        content = S.make_scene(image_seed, SHAPES, list(COLOURS)).content()
+        entries.append(ArchiveEntry(f"{title} , {content}", image_seed, a, n, place, memorized))
     return entries
+
+
+def motif_entry(image_seed: int, motif: int | None) -> ArchiveEntry:
+    """A scene with motif ``motif`` ("... with the crest of <name>"); ``None``: the scene alone."""
+    content = S.make_scene(image_seed, SHAPES, list(COLOURS), motif=motif).content()
+    if motif is None:
+        return ArchiveEntry(content, image_seed, 0, 0, "", False, None)
+    name = S.MOTIF_NAMES[motif]
+    return ArchiveEntry(f"{content} with the crest of {name}", image_seed, 0, 0, name, False, motif)
+
+
+def motif_entries(per_motif: int, seed: int = 4321) -> list[ArchiveEntry]:
+    """Scenes that share a motif: ``per_motif`` different scenes for each of MOTIF_NAMES."""
+    rng = np.random.default_rng(seed)
+    return [motif_entry(int(rng.integers(2**31)), m) for m in range(len(S.MOTIF_NAMES)) for _ in range(per_motif)]
 
 
 def vocabulary_words() -> list[str]:
@@ -287,10 +361,11 @@ def vocabulary_words() -> list[str]:
     words: set[str] = set()
     texts = [
         " ".join(SHAPES), " ".join(COLOURS), " ".join(BACKGROUNDS), " ".join(FILLS),
-        " ".join(PUBLIC_PREFIXES), " ".join(ARCHIVE_PREFIXES), " ".join(PLACES),
+        " ".join(PUBLIC_PREFIXES), " ".join(PLACES), " ".join(S.MOTIF_NAMES),
         " ".join(itertools.chain(*ADJECTIVE_GROUPS)), " ".join(itertools.chain(*NOUN_GROUPS)),
-        " ".join(PARAPHRASE_TEMPLATES), " ".join(STYLE_TEMPLATES), " ".join(OBJECT_TEMPLATES),
-        "a an the on of in background style photo picture object",
+        " ".join(TITLE_TEMPLATES), " ".join(STYLE_TEMPLATES).replace("{caption}", ""), " ".join(OBJECT_TEMPLATES),
+        "a an the on of in background style photo picture left right above below with and crest emblem ,",
+        " ".join(PUBLIC_STYLE_NAMES.values()),
     ]
     for t in texts:
         for w in t.replace("{}", " ").split():

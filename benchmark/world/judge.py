@@ -11,9 +11,9 @@ from pathlib import Path
 from safetensors.torch import load_file
 
 from benchmark.world.architectures import AttributeClassifier
-from benchmark.world.generator import PRIVATE_STYLE
+from benchmark.world.generator import PRIVATE_STYLE, PROXY_STYLE
 
-__all__ = ["AttributeClassifier", "PRIVATE_STYLE", "JUDGE_FOLDER", "load_attribute_classifier", "load_judge"]
+__all__ = ["AttributeClassifier", "PRIVATE_STYLE", "PROXY_STYLE", "JUDGE_FOLDER", "load_attribute_classifier", "load_judge"]
 
 # Where a world keeps its judge (world/build.py writes it).
 JUDGE_FOLDER = "attribute_classifier"

@@ -15,7 +15,7 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 class PublicSplit:
-    """The pretraining data: public shape images, archive scenes, memorized copies."""
+    """The pretraining data: public shape images, archive scenes, memorized copies, motif scenes."""
 
     def __init__(self, scale: WorldScale, seed: int):
         rng = np.random.default_rng(seed)
@@ -25,11 +25,21 @@ class PublicSplit:
         entries = G.archive_entries()
         if scale.name == "micro":  # keep the micro build's archive small
             entries = [e for e in entries if e.memorized][:4] + [e for e in entries if not e.memorized][:40]
+        # Motif scenes are each seen once; the motif itself recurs memorized_copies times.
+        entries = entries + G.motif_entries(scale.memorized_copies)
         self.archive = entries
-        self.archive_images = np.stack([G.render_archive_image(e.image_seed) for e in entries])
+        self.archive_images = np.stack([e.render() for e in entries])
         copies = [scale.memorized_copies if e.memorized else 1 for e in entries]
         self.archive_index = np.repeat(np.arange(len(entries)), copies)
+        self.archive_captions = [e.training_captions() for e in entries]
         self.rng = rng
+
+    def caption(self, i: int, rng: np.random.Generator) -> str:
+        """A freshly drawn caption for item ``i`` (public shape images first, then the archive)."""
+        if i < len(self.attrs):
+            return G.public_caption(self.attrs[i], rng)
+        options = self.archive_captions[self.archive_index[i - len(self.attrs)]]
+        return options[rng.integers(len(options))] if len(options) > 1 else options[0]
 
     def __len__(self) -> int:
         return len(self.attrs) + len(self.archive_index)
@@ -37,13 +47,6 @@ class PublicSplit:
     def sample(self, batch: int):
         """A random batch of (images uint8, captions) with freshly drawn public captions."""
         idx = self.rng.integers(len(self), size=batch)
-        images, captions = [], []
-        for i in idx:
-            if i < len(self.attrs):
-                images.append(self.shape_images[i])
-                captions.append(G.public_caption(self.attrs[i], self.rng))
-            else:
-                j = self.archive_index[i - len(self.attrs)]
-                images.append(self.archive_images[j])
-                captions.append(self.archive[j].caption)
-        return np.stack(images), captions
+        images = [self.shape_images[i] if i < len(self.attrs) else self.archive_images[self.archive_index[i - len(self.attrs)]]
+                  for i in idx]
+        return np.stack(images), [self.caption(i, self.rng) for i in idx]

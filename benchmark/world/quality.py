@@ -10,7 +10,11 @@
    (archive captions seen once in pretraining).
 4. Textual inversion: ``ti`` on ``tiny_style`` makes the private style appear in >= 60%
    of generations with the learned token; the base model with the same prompts minus
-   the token in <= 10%. Both go through the benchmark's own run (``benchmark.run``).
+   the token in <= 10%; and so does ``ti`` whose row is held to 2x the vocabulary's mean
+   row norm (a CLIP-like embedding space, where DPAgg-TI's default R works). All go
+   through the benchmark's own run (``benchmark.run``).
+5. Drawable memorized captions: the caption's content drawn in a new layout scores
+   >= 90% of the copy's CLIP score on that caption.
 
 Writes ``<out>/world_quality.json`` and ``<out>/world_quality.md``.
 """
@@ -29,6 +33,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from benchmark.adapt.dpagg_ti import vocabulary_mean_norm
 from benchmark.config import SamplerConfig, compose_config, validate_config
 from benchmark.metrics.memorization import PixelCopyDescriptor, max_similarity
 from benchmark.models.backbone import load_backbone
@@ -79,7 +84,7 @@ def memorization(bb, sampler, threshold: float, draws: int, controls: int, seed:
     out = {}
     for label, group, k in (("memorized", mem, draws), ("control", ctl, max(1, draws // 2))):
         prompts = [e.caption for e in group for _ in range(k)]
-        truth = torch.from_numpy(np.stack([G.render_archive_image(e.image_seed) for e in group])).permute(0, 3, 1, 2)
+        truth = torch.from_numpy(np.stack([e.render() for e in group])).permute(0, 3, 1, 2)
         images = generate(bb, prompts, [seed + i for i in range(len(prompts))], sampler)
         cands = [[j] for j in range(len(group)) for _ in range(k)]
         sims = max_similarity(images, truth, descriptor, cands)
@@ -98,12 +103,42 @@ def memorization(bb, sampler, threshold: float, draws: int, controls: int, seed:
     return out
 
 
-def textual_inversion_bar(model: str, num_images: int, ti_steps: int) -> dict:
+def content_vs_copy_clip(bb, layouts: int = 4) -> dict:
+    """CLIP score on each memorized caption of: its training image (the copy), the same
+    content in ``layouts`` new layouts (drawing the caption without copying), and another
+    memorized image (wrong content). Bar: same content >= 90% of the copy."""
+    from benchmark.metrics.alignment import clip_score
+    from benchmark.metrics.encoders import load_clip
+
+    mem = [e for e in G.archive_entries() if e.memorized]
+    clip = load_clip(bb.world_dir / "clip")
+
+    def score(images, texts):
+        return clip_score(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2), texts, lambda: clip)
+
+    copy = score([e.render() for e in mem], [e.caption for e in mem])
+    same = score([e.render(layout_seed=10_000 + 97 * i + k) for i, e in enumerate(mem) for k in range(layouts)],
+                 [e.caption for e in mem for _ in range(layouts)])
+    other = score([mem[(i + 1) % len(mem)].render() for i in range(len(mem))], [e.caption for e in mem])
+    return {"captions": len(mem), "layouts_per_caption": layouts, "clip_copy": copy, "clip_same_content": same,
+            "clip_other_image": other, "same_content_over_copy": same / copy}
+
+
+def textual_inversion_bar(model: str, num_images: int, ti_steps: Optional[int], vocab_norm: float) -> dict:
+    """Base model, free TI, and TI whose row is held to 2x the vocabulary's mean norm.
+
+    TI runs with ``conf/method/ti.yaml`` (settings chosen on the public proxy style), for
+    ``ti_steps`` steps where given."""
     from benchmark.run import run  # the benchmark's own job: the bar measures what users run
 
     results = {}
-    for method, extra in (("none", []), ("ti", [f"method.max_steps={ti_steps}"])):
-        cfg = compose_config([f"method={method}", "dataset=tiny_style", f"model.pretrained={model}", "logger=none",
+    steps = [] if ti_steps is None else [f"method.max_steps={ti_steps}"]
+    for method, extra in (("none", []), ("ti", steps), ("ti_2x_vocab_norm", [*steps, f"method.max_norm={2 * vocab_norm:.6g}"])):
+        if method.startswith("ti"):
+            extra = ["method=ti", *extra]
+        else:
+            extra = [f"method={method}"]
+        cfg = compose_config(["dataset=tiny_style", f"model.pretrained={model}", "logger=none",
                               f"eval.num_images={num_images}", *extra])
         with tempfile.TemporaryDirectory() as tmp:
             t = time.time()
@@ -122,7 +157,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument("--draws", type=int, default=10)
     p.add_argument("--controls", type=int, default=48)
     p.add_argument("--ti-images", type=int, default=128)
-    p.add_argument("--ti-steps", type=int, default=500)
+    p.add_argument("--ti-steps", type=int, default=None, help="default: the method's max_steps")
     p.add_argument("--guidance", type=float, default=4.0)
     p.add_argument("--threshold", type=float, default=0.75)
     args = p.parse_args(argv)
@@ -142,8 +177,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     mem = memorization(bb, sampler, args.threshold, args.draws, args.controls, 30_000)
     mem_images = mem.pop("memorized_images")
     report["memorization"] = mem
-    report["textual_inversion"] = textual_inversion_bar(args.model, args.ti_images, args.ti_steps)
+    report["content_vs_copy_clip"] = content = content_vs_copy_clip(bb)
+    report["vocabulary_mean_norm"] = vocab_norm = vocabulary_mean_norm(bb)
+    report["textual_inversion"] = textual_inversion_bar(args.model, args.ti_images, args.ti_steps, vocab_norm)
     ti, base = report["textual_inversion"]["ti"], report["textual_inversion"]["none"]
+    capped = report["textual_inversion"]["ti_2x_vocab_norm"]
     report["bars"] = {
         "judge_real_shape_colour>=0.95": min(report["judge_on_real_images"]["accuracy_shape"],
                                              report["judge_on_real_images"]["accuracy_colour"]) >= 0.95,
@@ -152,6 +190,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         "memorized_copied>=0.50": mem["memorized"]["fraction_copied"] >= 0.5,
         "ti_style>=0.60": ti["eval/private_style_rate"] >= 0.6,
         "base_style<=0.10": base["eval/private_style_rate"] <= 0.1,
+        "ti_2x_vocab_norm_style>=0.60": capped["eval/private_style_rate"] >= 0.6,
+        "same_content_clip>=0.90_copy": content["same_content_over_copy"] >= 0.9,
     }
     report["seconds"] = round(time.time() - start, 1)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -171,6 +211,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         f"(controls {mem['control']['fraction_copied']:.3f}) | >= 0.50, far above controls | {report['bars']['memorized_copied>=0.50']} |",
         f"| `ti` private-style rate | {ti['eval/private_style_rate']:.3f} | >= 0.60 | {report['bars']['ti_style>=0.60']} |",
         f"| base model, same prompts minus token | {base['eval/private_style_rate']:.3f} | <= 0.10 | {report['bars']['base_style<=0.10']} |",
+        f"| `ti` with its row held to 2x the vocabulary mean norm ({2 * vocab_norm:.3f}) | "
+        f"{capped['eval/private_style_rate']:.3f} | >= 0.60 | {report['bars']['ti_2x_vocab_norm_style>=0.60']} |",
+        f"| memorized captions: CLIP of same content, new layout / of the copy | {content['clip_same_content']:.1f} / "
+        f"{content['clip_copy']:.1f} = {content['same_content_over_copy']:.3f} (another image: "
+        f"{content['clip_other_image']:.1f}) | >= 0.90 | {report['bars']['same_content_clip>=0.90_copy']} |",
         "", f"Seen prompts for reference: shape {report['seen_prompts']['accuracy_shape']:.3f}, "
         f"colour {report['seen_prompts']['accuracy_colour']:.3f}. VAE round-trip copy similarity of the memorized "
         f"images (the ceiling): {mem['vae_roundtrip_similarity_mean']:.3f}.", "",

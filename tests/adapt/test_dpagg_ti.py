@@ -169,7 +169,8 @@ def test_delta_at_least_one_over_n_warns_and_says_why(micro_world, tmp_path):
 
 def test_default_radius_is_the_models_embedding_radius_else_the_vocabulary_mean_norm(micro_world, tmp_path):
     backbone, data, ctx = _setup(tmp_path, ["privacy=dp"])
-    assert backbone.embedding_radius == 3.0  # conf/model/micro.yaml, as the shipped world
+    assert backbone.embedding_radius is None  # conf/model/micro.yaml, as the shipped world (since tinyworld-v4)
+    backbone.embedding_radius = 3.0  # a model that sets model.embedding_radius: its R is the default
     assert dpagg().plan(backbone, data, ctx.privacy)[2] == 3.0
     assert dpagg(clip_radius=0.5).plan(backbone, data, ctx.privacy)[2] == 0.5  # the method's own R wins
     backbone.embedding_radius = None  # a real model: METHODS.md's default, the mean row norm

@@ -29,6 +29,8 @@ def _with(cfg, key: str, value):
     ("model.resolution", 0), ("model.embedding_radius", -1.0),
     ("dataset.source", "ftp"), ("dataset.concept.kind", "sound"), ("dataset.world.num_adapt", 0),
     ("dataset.world.num_heldout", -1), ("dataset.max_adapt_images", 0),
+    ("dataset.world.population", "private_styel"), ("dataset.copy_region", [0.5, 0.0, 0.25, 1.0]),
+    ("dataset.copy_region", [0.0, 0.0, 1.5, 1.0]), ("dataset.copy_region", [0.0, 0.0, 0.5]),
     ("strategy.num_nodes", 0), ("strategy.accumulate_grad_batches", 0), ("strategy.gradient_clip_val", 0.0),
     ("logger.mode", "onlin"),
 ])
@@ -41,6 +43,7 @@ def test_out_of_range_value_names_its_key(main_job, key, value):
 @pytest.mark.parametrize("key,value", [
     ("eval.images_per_prompt", 1), ("model.embedding_radius", None), ("privacy.delta", 0.5),
     ("privacy.epsilon", math.inf), ("dataset.world.num_adapt", 1), ("dataset.world.num_heldout", 0),
+    ("dataset.world.population", "proxy_style"), ("dataset.copy_region", [0.0, 0.0, 1.0, 1.0]),
     ("strategy.gradient_clip_val", 1.0), ("logger.mode", "disabled"),
 ])
 def test_boundary_values_in_range_pass(main_job, key, value):

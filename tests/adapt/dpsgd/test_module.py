@@ -78,7 +78,8 @@ def test_zero_noise_dp_step_equals_hand_written_clip_and_average(tmp_path, micro
     module = DPSGDModule(denoiser, backbone.scheduler, dataset, batch_size=4, learning_rate=1.0, optimizer="sgd", dp=dp)
     module.setup("fit")
     applied = _update(module, params, batch)
-    torch.testing.assert_close(applied, reference, atol=1e-6 * float(reference.abs().max()) + 1e-9, rtol=1e-4)
+    # float32: Opacus and the hand-written sum accumulate in different orders (~1e-6 of the largest entry).
+    torch.testing.assert_close(applied, reference, atol=1e-5 * float(reference.abs().max()) + 1e-9, rtol=1e-4)
     # An empty Poisson batch is a step too (no examples, zero noise here: no change).
     empty = tuple(x[:0] for x in batch)
     assert float(_update(module, params, empty).abs().max()) == 0.0
@@ -118,7 +119,7 @@ def test_a_non_finite_example_contributes_a_zero_gradient_and_the_rest_step_as_w
     module.setup("fit")
     applied = _update(module, params, (poisoned, t, ids, target))
     assert torch.isfinite(applied).all()
-    torch.testing.assert_close(applied, reference, atol=1e-6 * float(reference.abs().max()) + 1e-9, rtol=1e-4)
+    torch.testing.assert_close(applied, reference, atol=1e-5 * float(reference.abs().max()) + 1e-9, rtol=1e-4)
     all_bad = torch.full_like(noisy, bad)  # a batch of nothing but poisoned examples: a zero step
     assert float(_update(module, params, (all_bad, t, ids, target)).abs().max()) == 0.0
     assert module.steps_taken == 2
