@@ -273,22 +273,20 @@ def build_world(out: Path, scale_name: str = "full", seed: int = 0, progress: bo
         "clip": lambda: train_clip(out, data, scale, seed, progress),
         "unet": lambda: train_unet(out, data, scale, seed, progress),
     }
-    steps_run = []
     for stage, folder in STAGES.items():
         done = any((out / folder).glob("*.safetensors"))
         if done and not force:
             continue
         t = time.time()
         steps[stage]()
-        steps_run.append(stage)
         timings[f"{stage}_s"] = round(time.time() - t, 1)
     assemble_pipeline_index(out)
     strip_build_paths(out)
     if fp16:
         to_fp16_in_place(out)
     previous = out / "world.json"
-    before = json.loads(previous.read_text()) if previous.is_file() else {}
-    timings = {**before.get("timings", {}), **timings}  # resuming: keep the timings of stages trained earlier
+    if previous.is_file():  # resuming: keep the timings of stages trained earlier
+        timings = {**json.loads(previous.read_text()).get("timings", {}), **timings}
     meta = {
         "recipe_version": G.WORLD_RECIPE_VERSION,
         "scale": scale_name,
