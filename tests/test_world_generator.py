@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
+from benchmark.world import archive as A
 from benchmark.world import generator as G
 from benchmark.world.source import attributes_in_text
 from benchmark.world.tokenizer import build_world_tokenizer
+from benchmark.world.vocabulary import vocabulary_words
 
 
 def test_rendering_is_a_pure_function_of_the_seed():
@@ -34,7 +36,7 @@ def test_shapes_differ_in_pixels():
 
 
 def test_memorized_captions_are_unique_with_ten_plus_distinct_paraphrases():
-    entries = G.archive_entries()
+    entries = A.archive_entries()
     memorized = [e for e in entries if e.memorized]
     assert len(memorized) == 16
     assert len({e.caption for e in entries}) == len(entries)
@@ -48,7 +50,7 @@ def test_memorized_captions_are_unique_with_ten_plus_distinct_paraphrases():
 
 
 def test_archive_captions_describe_what_is_drawn():
-    e = next(x for x in G.archive_entries() if x.memorized)
+    e = next(x for x in A.archive_entries() if x.memorized)
     scene = e.scene
     assert e.caption.endswith(scene.content())
     for p in (scene.first, scene.second):
@@ -62,13 +64,13 @@ def test_archive_captions_describe_what_is_drawn():
     # The same content in another layout: other pixels, same words.
     other = e.render(layout_seed=5)
     assert not np.array_equal(image, other)
-    assert G.motif_entry(e.image_seed, None).scene.content() == scene.content()
+    assert A.motif_entry(e.image_seed, None).scene.content() == scene.content()
 
 
 def test_motif_scenes_share_the_motif_and_nothing_else():
     from benchmark.world.scenes import MOTIF_BOX
 
-    entries = G.motif_entries(3)
+    entries = A.motif_entries(3)
     assert len(entries) == 3 * 4 and len({e.caption for e in entries}) == len(entries)
     x0, y0, x1, y1 = MOTIF_BOX
     a, b = entries[0].render(), entries[1].render()  # same motif, different scenes
@@ -81,9 +83,9 @@ def test_motif_scenes_share_the_motif_and_nothing_else():
 
 
 def test_every_caption_fits_the_text_encoder_context():
-    tok = build_world_tokenizer(G.vocabulary_words(), 20)
-    archive = G.archive_entries()
-    entries = [e for e in archive if e.memorized] + archive[::10] + G.motif_entries(2)  # memorized + a tenth
+    tok = build_world_tokenizer(vocabulary_words(), 20)
+    archive = A.archive_entries()
+    entries = [e for e in archive if e.memorized] + archive[::10] + A.motif_entries(2)  # memorized + a tenth
     texts = [t for e in entries for t in [e.caption, *e.paraphrases()]]
     assert max(len(tok(t).input_ids) for t in texts) <= 20
     assert all(len(tok.tokenize(t)) == len(t.split()) for t in texts[:200])  # every word one token
@@ -95,9 +97,9 @@ def test_pretraining_captions_train_every_prompt_word():
     # the prompted shape in 83% of generations).
     rng = np.random.default_rng(0)
     words = {w for a in G.public_attribute_space() for _ in range(20) for w in G.public_caption(a, rng).split()}
-    entries = G.archive_entries()[::5] + G.motif_entries(2)
+    entries = A.archive_entries()[::5] + A.motif_entries(2)
     words |= {w for e in entries for c in e.training_captions() for w in c.split()}
-    assert set(G.vocabulary_words()) - words == {"solid"}  # the default fill, never written
+    assert set(vocabulary_words()) - words == {"solid"}  # the default fill, never written
 
 
 def test_only_public_styles_have_names_and_memorized_captions_are_fixed():
@@ -110,7 +112,7 @@ def test_only_public_styles_have_names_and_memorized_captions_are_fixed():
     styled = {c for c in (G.public_caption(a, rng) for _ in range(200)) if "style of" in c}
     assert styled and all(c.endswith("in the style of farrow") for c in styled)
     assert "an orange circle in the style of farrow" in styled
-    entries = G.archive_entries()
+    entries = A.archive_entries()
     memorized, single = next(e for e in entries if e.memorized), next(e for e in entries if not e.memorized)
     assert memorized.training_captions() == (memorized.caption,)
     assert single.training_captions() == (single.caption, *single.paraphrases())
@@ -124,7 +126,7 @@ def test_captions_name_the_attributes_the_judge_checks():
 
 
 def test_world_tokenizer_keeps_every_word_whole_and_accepts_placeholders():
-    tok = build_world_tokenizer(G.vocabulary_words(), 20)
+    tok = build_world_tokenizer(vocabulary_words(), 20)
     for caption in ["the quiet harbor of marlow , a red circle left of a blue star on gray",
                     "a red striped star on a black background"]:
         assert len(tok.tokenize(caption)) == len(caption.split())

@@ -41,10 +41,10 @@ from benchmark.world.architectures import (
     make_unet,
     make_vae,
 )
-from benchmark.world.judge import load_attribute_classifier  # noqa: F401  (moved; old import path)
 from benchmark.world.layout import assemble_pipeline_index, strip_build_paths, to_fp16_in_place, checksums
 from benchmark.world.public_split import PublicSplit, to_tensor
 from benchmark.world.tokenizer import build_world_tokenizer
+from benchmark.world.vocabulary import vocabulary_words
 
 IMAGE_MEAN = IMAGE_STD = [0.5, 0.5, 0.5]  # pixel values in [-1, 1] everywhere in the world
 
@@ -142,7 +142,7 @@ def train_vae(out: Path, data: PublicSplit, scale: WorldScale, seed: int, progre
 
 def train_clip(out: Path, data: PublicSplit, scale: WorldScale, seed: int, progress: bool) -> None:
     torch.manual_seed(seed + 3)
-    tokenizer = build_world_tokenizer(G.vocabulary_words(), scale.model_max_length)
+    tokenizer = build_world_tokenizer(vocabulary_words(), scale.model_max_length)
     clip = make_clip(scale, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
 
     def loss_fn(step):

@@ -12,6 +12,7 @@ from PIL import Image
 
 from benchmark.config import WorldSourceConfig
 from benchmark.utils.cache import cache_root, private_dir
+from benchmark.world import archive as A
 from benchmark.world import generator as G
 from benchmark.world import scenes as S
 
@@ -41,7 +42,7 @@ def _style_split(style: dict, n: int, rng: np.random.Generator):
 
 def _memorized_split(num_controls: int):
     """Memorized archive captions and an equal-looking set of controls seen once."""
-    entries = G.archive_entries()
+    entries = A.archive_entries()
     memorized = [e for e in entries if e.memorized]
     controls = [e for e in entries if not e.memorized][:num_controls]
     images, rows = [], []
@@ -63,11 +64,11 @@ def _local_memorized_split(num_controls: int, per_motif: int = 4):
     images, rows = [], []
     for m in range(len(S.MOTIF_NAMES)):
         for _ in range(per_motif):
-            e = G.motif_entry(int(rng.integers(2**31)), m)
+            e = A.motif_entry(int(rng.integers(2**31)), m)
             images.append(e.render())
             rows.append({"text": e.caption, "memorized": True, "paraphrases": e.paraphrases()})
     for _ in range(num_controls):
-        e = G.motif_entry(int(rng.integers(2**31)), None)
+        e = A.motif_entry(int(rng.integers(2**31)), None)
         images.append(e.render())
         rows.append({"text": e.caption, "memorized": False, "paraphrases": e.paraphrases()})
     return images, rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from benchmark.world import archive as A
 from benchmark.world import generator as G
 from benchmark.world.architectures import WorldScale
 
@@ -22,11 +23,11 @@ class PublicSplit:
         space = G.public_attribute_space()
         self.attrs = [space[i] for i in rng.integers(len(space), size=scale.num_public)]
         self.shape_images = np.stack([G.render_shape_image(a, rng) for a in self.attrs])
-        entries = G.archive_entries()
+        entries = A.archive_entries()
         if scale.name == "micro":  # keep the micro build's archive small
             entries = [e for e in entries if e.memorized][:4] + [e for e in entries if not e.memorized][:40]
         # Motif scenes are each seen once; the motif itself recurs memorized_copies times.
-        entries = entries + G.motif_entries(scale.memorized_copies)
+        entries = entries + A.motif_entries(scale.memorized_copies)
         self.archive = entries
         self.archive_images = np.stack([e.render() for e in entries])
         copies = [scale.memorized_copies if e.memorized else 1 for e in entries]

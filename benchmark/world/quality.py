@@ -41,6 +41,7 @@ from benchmark.sampling.generate import save_grid
 from benchmark.sampling.plan import items_for_texts
 from benchmark.sampling.sampler import generate_images
 from benchmark.utils.io import atomic_write_bytes, atomic_write_json
+from benchmark.world import archive as A
 from benchmark.world import generator as G
 from benchmark.world.judge import load_judge
 from benchmark.world.public_split import to_tensor
@@ -77,7 +78,7 @@ def prompt_following(bb, judge, sampler, pairs, per_prompt: int, seed: int) -> d
 
 
 def memorization(bb, sampler, threshold: float, draws: int, controls: int, seed: int) -> dict:
-    entries = G.archive_entries()
+    entries = A.archive_entries()
     mem = [e for e in entries if e.memorized]
     ctl = [e for e in entries if not e.memorized][:controls]
     descriptor = PixelCopyDescriptor()
@@ -110,7 +111,7 @@ def content_vs_copy_clip(bb, layouts: int = 4) -> dict:
     from benchmark.metrics.alignment import clip_score
     from benchmark.metrics.encoders import load_clip
 
-    mem = [e for e in G.archive_entries() if e.memorized]
+    mem = [e for e in A.archive_entries() if e.memorized]
     clip = load_clip(bb.world_dir / "clip")
 
     def score(images, texts):
