@@ -33,3 +33,11 @@ def test_step_bar_spans_max_steps_over_epochs_of_two_batches(tmp_path):
 def test_no_bar_when_bars_are_off(tmp_path):
     trainer = make_trainer_factory(default_config(StrategyConfig), None, tmp_path)(max_steps=2, enable_progress_bar=False)
     assert not any(isinstance(c, StepProgressBar) for c in trainer.callbacks)
+
+
+def test_each_step_is_drawn_once_in_a_log(tmp_path, capfd):
+    trainer = make_trainer_factory(default_config(StrategyConfig), None, tmp_path)(max_steps=7)
+    trainer.fit(_Tiny(), DataLoader(TensorDataset(torch.randn(4, 2)), batch_size=2))
+    out = capfd.readouterr()
+    log = out.out + out.err
+    assert all(log.count(f"| {k}/7 [") == 1 for k in range(1, 7)), log  # 7/7 is drawn again on close

@@ -34,8 +34,10 @@ class StepProgressBar(TQDMProgressBar):
             return super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         bar = self.train_progress_bar
         if bar is not None and self._should_update(trainer.global_step, bar.total):
+            # Postfix first without drawing: one line per update in a log, not two (Lightning
+            # draws the count, then the postfix, so a non-terminal log says each step twice).
+            bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
             _update_n(bar, trainer.global_step)
-            bar.set_postfix(self.get_metrics(trainer, pl_module))
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if not self._by_steps(trainer):
