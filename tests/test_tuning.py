@@ -47,3 +47,18 @@ def test_jobs_on_two_datasets_are_refused(tmp_path):
     _job(tmp_path, "b", "ti", float("inf"), 0.005, 0.9, dataset="other_public")
     with pytest.raises(TuningError, match="several datasets"):
         write_tuning(tmp_path, tmp_path / "out")
+
+
+def test_the_config_default_is_the_best_setting_on_average_over_epsilons(tmp_path):
+    # lr 0.02 is best at eps 1 (0.4 > 0.3) but 0.005 is best on average (0.6 > 0.55);
+    # lr 0.05 has the best single row but never finished at eps 1, so it cannot be the default.
+    for name, eps, lr, rate in [("a", 1.0, 0.005, 0.3), ("b", 1.0, 0.02, 0.4), ("c", float("inf"), 0.005, 0.9),
+                                ("d", float("inf"), 0.02, 0.7), ("e", float("inf"), 0.05, 1.0)]:
+        _job(tmp_path, name, "dpsgd_ti", eps, lr, rate)
+    table = write_tuning(tmp_path, tmp_path / "out")
+    assert table["dpsgd_ti@1"]["knobs"] == {"method.learning_rate": 0.02}
+    assert table["dpsgd_ti@inf"]["knobs"] == {"method.learning_rate": 0.05}
+    defaults = json.loads((tmp_path / "out" / "tuning.json").read_text())["defaults"]
+    assert defaults["dpsgd_ti"]["knobs"] == {"method.learning_rate": 0.005}
+    assert defaults["dpsgd_ti"]["eval/proxy_style_rate"] == pytest.approx(0.6)
+    assert "| dpsgd_ti | 0.005 | 0.6 | 1, inf |" in (tmp_path / "out" / "tuning.md").read_text()

@@ -7,10 +7,11 @@ guidance x epsilon [x knobs], mean and std over seeds of every metric),
 ``utility_vs_epsilon.png`` (with the membership-inference AUCs beside utility when the
 runs report them), ``mia_pooled.md``/``.json`` (:mod:`benchmark.report.mia_pool`) when
 runs wrote membership scores, and, when the runs report memorization,
-``memorization_vs_alignment.png``. The main table's columns are the declared metrics
-(benchmark/metrics/catalog.py) the runs report, marked ↑/↓ by their better direction,
-memorization columns (copying, per-group CLIP score, detection AUC, trigger rates)
-included. Files are written atomically. Corrupt or missing results are skipped with a
+``memorization_vs_alignment.png``; a sweep over the private set's size also gets
+``utility_vs_n.png`` and ``n_needed.md`` (:mod:`benchmark.report.data_size`). The main
+table's columns are the declared metrics (benchmark/metrics/catalog.py) the runs report,
+marked ↑/↓ by their better direction, memorization columns (copying, per-group CLIP
+score, detection AUC, trigger rates) included. Files are written atomically. Corrupt or missing results are skipped with a
 warning naming them; the report never stops on them.
 With ``--wandb`` the summary table and the gallery are also logged to a W&B run of job
 type ``report`` in the sweep's group (:mod:`benchmark.report.wandb_report`; offline, into
@@ -29,6 +30,7 @@ from typing import Optional, Sequence
 from benchmark.report.plots import (DEFAULT_ALIGNMENT_METRIC, DEFAULT_MEMORIZATION_METRICS,
                                     DEFAULT_UTILITY_METRICS, plot_memorization_vs_alignment,
                                     plot_utility_vs_epsilon, plot_utility_vs_n)
+from benchmark.report.data_size import write_n_needed
 from benchmark.report.gallery import ImageLinker, build_gallery
 from benchmark.report.html import render_html, write_html
 from benchmark.report.render import default_columns, to_csv, to_markdown, write_text
@@ -72,6 +74,11 @@ def make_report(sweep_dir: Path, out: Optional[Path] = None, by: Optional[Sequen
             notes.append(note)
             if path is not None:
                 paths[name] = path
+    if "n" in paths:  # a sweep over the private set's size: how many images each DP method needs
+        needed = write_n_needed(summary, out)
+        if needed is not None:
+            paths["n_needed"] = needed
+            notes.append(f"private images needed per DP method and epsilon: `{needed.name}`")
     # Pooled membership inference over runs with disjoint member sets (when the runs wrote scores).
     from benchmark.report.mia_pool import write_pooled  # numerical code: loaded only here
 

@@ -7,7 +7,8 @@ does (:func:`benchmark.report.sweep.summarize`: the swept config keys become the
 row's knobs, seeds are averaged), and for every (method, epsilon) keeps the row with
 the highest mean objective (default ``eval/proxy_style_rate``). Ties go to the row
 listed first (the report's order). Writes ``tuning.md`` (every row, the chosen ones
-marked) and ``tuning.json`` (the chosen knobs, ready to become config defaults).
+marked) and ``tuning.json`` (the chosen knobs), and, per method, the one setting best on
+average over the epsilons (:func:`choose_defaults`): the configs' defaults.
 
 Guarantee: it refuses a sweep any of whose jobs adapted on the world's private
 population (``dataset.world.population: private_style``) or on more than one dataset:
@@ -62,7 +63,31 @@ def choose(summary: SweepSummary, objective: str = OBJECTIVE) -> dict[tuple[str,
     return best
 
 
-def to_markdown(summary: SweepSummary, chosen: dict, dataset: str, objective: str, command: str) -> str:
+def choose_defaults(summary: SweepSummary, objective: str = OBJECTIVE) -> dict[str, dict]:
+    """Per method, the one setting to make its config default: the knobs with the highest
+    ``objective`` averaged over every epsilon the method was tuned at (a config holds one
+    value per knob; :func:`choose` may pick a different one per epsilon). Only settings
+    finished at all of the method's epsilons compete; ties go to the first listed."""
+    by_method: dict[str, dict[tuple, dict[float, float]]] = {}
+    for row in summary.rows:
+        value = row.mean(objective)
+        if value is not None and not math.isnan(value):
+            setting = tuple(sorted(row.knobs.items()))
+            by_method.setdefault(row.name, {}).setdefault(setting, {})[row.epsilon] = value
+    defaults = {}
+    for method, settings in by_method.items():
+        epsilons = set().union(*settings.values())
+        complete = {k: v for k, v in settings.items() if set(v) == epsilons}
+        if not complete:
+            raise TuningError(f"{summary.sweep_dir}: no setting of {method} finished at every epsilon "
+                              f"{sorted(epsilons)}; cannot choose one default")
+        best = max(complete, key=lambda k: sum(complete[k].values()) / len(epsilons))  # first max wins
+        defaults[method] = {"knobs": dict(best), objective: sum(complete[best].values()) / len(epsilons),
+                            "epsilons": sorted(epsilons)}
+    return defaults
+
+
+def to_markdown(summary: SweepSummary, chosen: dict, defaults: dict, dataset: str, objective: str, command: str) -> str:
     picked = {id(row) for row in chosen.values()}
     knobs = summary.knob_columns
     lines = [f"# Hyperparameters chosen on the public proxy (`dataset={dataset}`)", "",
@@ -76,6 +101,14 @@ def to_markdown(summary: SweepSummary, chosen: dict, dataset: str, objective: st
         if id(row) in picked:
             cells = [f"**{c}**" for c in cells]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Config defaults", "",
+              "One setting per method (a config holds one value per knob): the highest "
+              f"`{objective}` averaged over the epsilons it was tuned at.", "",
+              "| method | " + " | ".join(knobs) + f" | mean {objective} | epsilons |",
+              "|---|" + "---|" * len(knobs) + "---|---|"]
+    for method, entry in defaults.items():
+        lines.append(f"| {method} | " + " | ".join(value_text(entry["knobs"].get(k)) for k in knobs)
+                     + f" | {value_text(entry[objective])} | {', '.join(epsilon_text(e) for e in entry['epsilons'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -83,13 +116,15 @@ def write_tuning(sweep_dir: Path, out: Path, objective: str = OBJECTIVE) -> dict
     summary = summarize(sweep_dir)
     dataset = check_public(summary)
     chosen = choose(summary, objective)
+    defaults = choose_defaults(summary, objective)
     command = f"python -m benchmark.report.tuning {sweep_dir} --out {out}"
     table = {f"{method}@{epsilon_text(eps)}": {"method": method, "epsilon": eps, "knobs": row.knobs,
                                                  objective: row.mean(objective), "seeds": len(row.jobs)}
              for (method, eps), row in sorted(chosen.items(), key=lambda kv: (kv[0][0], kv[0][1]))}
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "tuning.md", to_markdown(summary, chosen, dataset, objective, command))
-    write_text(out / "tuning.json", json.dumps({"dataset": dataset, "objective": objective, "chosen": table},
+    write_text(out / "tuning.md", to_markdown(summary, chosen, defaults, dataset, objective, command))
+    write_text(out / "tuning.json", json.dumps({"dataset": dataset, "objective": objective, "chosen": table,
+                                               "defaults": defaults},
                                                indent=1, default=str) + "\n")
     return table
 
