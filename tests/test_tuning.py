@@ -62,3 +62,24 @@ def test_the_config_default_is_the_best_setting_on_average_over_epsilons(tmp_pat
     assert defaults["dpsgd_ti"]["knobs"] == {"method.learning_rate": 0.005}
     assert defaults["dpsgd_ti"]["eval/proxy_style_rate"] == pytest.approx(0.6)
     assert "| dpsgd_ti | 0.005 | 0.6 | 1, inf |" in (tmp_path / "out" / "tuning.md").read_text()
+
+
+def test_the_method_configs_hold_the_committed_proxy_choice():
+    """conf/method/*.yaml's world defaults are results/tune_on_proxy/tuning.json's: a config
+    edited without re-tuning (or a re-tuning not copied into the configs) fails here."""
+    from benchmark.adapt.dpagg_ti import default_radius
+    from benchmark.models.backbone import load_backbone
+    from benchmark.config import ModelConfig, default_config
+    from tests.helpers import REPO, compose
+
+    tuned = json.loads((REPO / "results" / "tune_on_proxy" / "tuning.json").read_text())
+    assert tuned["dataset"] == "tiny_proxy_style"
+    assert set(tuned["defaults"]) == {"ti", "dpagg_ti", "dpsgd_ti", "dpsgd_lora"}
+    for method, entry in tuned["defaults"].items():
+        cfg = compose([f"method={method}", "model=tiny"]).method
+        for knob, value in entry["knobs"].items():
+            key = knob.removeprefix("method.")
+            have = cfg[key]
+            if key == "clip_radius" and have is None:  # null: the model's default R, as DPAggTI resolves it
+                have = default_radius(load_backbone(default_config(ModelConfig, "model=tiny")))
+            assert have == pytest.approx(value, rel=1e-3), f"conf/method/{method}.yaml: {key} is {have}, tuned {value}"
