@@ -170,6 +170,9 @@ def plot_utility_vs_n(summary: SweepSummary, path: Path,
                 ax.errorbar(xs, ys, yerr=[0.0 if math.isnan(e) else e for e in es], marker="o", capsize=3,
                             label=label)
         ax.set_xscale("log")
+        sizes = sorted({float(r.knobs[knob]) for rows in series.values() for r in rows})
+        ax.set_xticks(sizes, [f"{n:g}" for n in sizes])  # the swept sizes, not crowded log-minor labels
+        ax.minorticks_off()
         ax.set_xlabel(f"n ({knob})")
         ax.set_title(metric)
         ax.grid(alpha=0.3)
