@@ -20,15 +20,20 @@ from benchmark.report.sweep import SweepSummary
 DEFAULT_METRIC = "eval/private_style_rate"
 
 
+def rates(summary: SweepSummary, metric: str = DEFAULT_METRIC) -> dict[tuple[str, float, float], float]:
+    """``(method, epsilon, n) -> mean metric`` over the rows of the sweep's n axis (empty without one)."""
+    knob = n_axis(summary)
+    if knob is None:
+        return {}
+    return {(r.name, r.epsilon, float(r.knobs[knob])): r.mean(metric)
+            for r in summary.rows if knob in r.knobs and r.mean(metric) is not None}
+
+
 def smallest_n(summary: SweepSummary, metric: str = DEFAULT_METRIC,
                fraction: float = 0.8) -> dict[tuple[str, float], dict]:
     """Per (method, finite epsilon): ``{"ratios": {n: rate / inf rate}, "n": smallest n with
     ratio >= fraction or None}``. An n where the method's inf rate is missing or 0 has no ratio."""
-    knob = n_axis(summary)
-    if knob is None:
-        return {}
-    rate = {(r.name, r.epsilon, float(r.knobs[knob])): r.mean(metric)
-            for r in summary.rows if knob in r.knobs and r.mean(metric) is not None}
+    rate = rates(summary, metric)
     out: dict[tuple[str, float], dict] = {}
     for (name, eps, n), value in sorted(rate.items()):
         if math.isinf(eps):
@@ -47,8 +52,8 @@ def to_markdown(summary: SweepSummary, metric: str = DEFAULT_METRIC, fraction: f
     if not table:
         return None
     knob = n_axis(summary)
-    ns = sorted({float(r.knobs[knob]) for r in summary.rows if knob in r.knobs})
-    rate = {(r.name, r.epsilon, float(r.knobs[knob])): r.mean(metric) for r in summary.rows if knob in r.knobs}
+    rate = rates(summary, metric)
+    ns = sorted({n for (_, _, n) in rate})
     lines = [f"# Private images needed: `{metric}` at a finite epsilon / the same method's at epsilon = inf", "",
              f"From `{summary.sweep_dir}` (seed means; `{knob}` is n). Each cell: the rate, and in brackets "
              f"its fraction of the method's epsilon = inf rate at that n. Last column: the smallest n "

@@ -81,9 +81,9 @@ def choose_defaults(summary: SweepSummary, objective: str = OBJECTIVE) -> dict[s
         if not complete:
             raise TuningError(f"{summary.sweep_dir}: no setting of {method} finished at every epsilon "
                               f"{sorted(epsilons)}; cannot choose one default")
-        best = max(complete, key=lambda k: sum(complete[k].values()) / len(epsilons))  # first max wins
-        defaults[method] = {"knobs": dict(best), objective: sum(complete[best].values()) / len(epsilons),
-                            "epsilons": sorted(epsilons)}
+        means = {k: sum(v.values()) / len(epsilons) for k, v in complete.items()}
+        best = max(means, key=means.get)  # the first of equal means wins
+        defaults[method] = {"knobs": dict(best), objective: means[best], "epsilons": sorted(epsilons)}
     return defaults
 
 
