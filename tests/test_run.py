@@ -91,13 +91,6 @@ def test_wandb_offline_run_logs_generations_but_no_training_images(run_job, tmp_
     assert (out / "metrics.json").is_file()
 
 
-def test_job_type_of_a_calibrating_guidance_on_the_base_model(run_job):
-    calibrated, _ = run_job(["method=none", "guidance=prss", "dataset=tiny_memorized", "dataset.world.num_adapt=4",
-                             "eval.images_per_prompt=1", "eval=memorization", "guidance.calibration_images=4"])
-    assert calibrated["job_type"] == "calibrate-sample-evaluate"
-    assert calibrated["guidance/calibration_images"] == 4 and "adapt/steps" not in calibrated
-
-
 def test_non_private_method_refuses_a_finite_epsilon(run_job):
     with pytest.raises(ValueError, match="not differentially private"):
         run_job(["privacy=dp", "method.max_steps=2"])

@@ -23,6 +23,9 @@ def test_prss_reports_detection_trigger_and_group_scores(run_job):
                 "guidance/lambda_ss", "guidance/lambda_pr", "guidance/tau", "time/calibrate_s"):
         assert key in metrics, key
     assert metrics["guidance/lambda_pr"] < metrics["guidance/tau"]
+    # A calibrating guidance on the base model: its job type names the stages that ran.
+    assert metrics["job_type"] == "calibrate-sample-evaluate"
+    assert metrics["guidance/calibration_images"] == 8 and "adapt/steps" not in metrics
     # Detection from the per-image stats in index.jsonl (one image per prompt: per-image = per-prompt).
     rows = read_index(out / "images")
     pos = [r["first_step_magnitude"] for r in rows if r["memorized"]]
