@@ -141,3 +141,16 @@ def test_world_tokenizer_keeps_every_word_whole_and_accepts_placeholders():
 def test_unknown_shape_is_an_error(bad):
     with pytest.raises(ValueError, match="hexagon"):
         G.render_shape_image(G.ShapeAttributes(bad, "red", "solid", "white"), np.random.default_rng(0))
+
+
+def test_caption_share_is_the_between_group_share_of_pixel_variance():
+    from benchmark.world.detection_diagnosis import caption_share
+
+    rng = np.random.default_rng(0)
+    groups = {g: list(rng.normal(10.0 * g, 1.0, size=(50, 2, 2, 3))) for g in range(3)}
+    x = np.concatenate([np.stack(v) for v in groups.values()]).reshape(150, -1)
+    means = np.stack([np.stack(v).reshape(50, -1).mean(axis=0) for v in groups.values()])
+    between = ((means - x.mean(axis=0)) ** 2).mean(axis=0).sum()  # equal group sizes
+    assert caption_share(groups) == pytest.approx(between / x.var(axis=0).sum(), rel=1e-9)
+    same = {g: list(rng.normal(0.0, 1.0, size=(200, 2, 2, 3))) for g in range(3)}
+    assert caption_share(same) < 0.05  # groups that share one distribution: the caption fixes nothing
