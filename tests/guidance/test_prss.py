@@ -173,8 +173,9 @@ def test_prss_with_nearest_neighbour_paraphrases_runs_end_to_end(run_job):
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="tinyworld-v5's memorized and control captions overlap in first-step "
-                   "magnitude (detection AUC 0.74 where v3 had 1.00: results/reference/README.md), so PRSS at its "
-                   "default thresholds rarely triggers; a world property to restore, not a PRSS change")
+                   "magnitude (AUC 0.73: its named flat background sets m_T, results/world_detection_diagnosis.md), "
+                   "so PRSS at its default thresholds rarely triggers; a world property to restore (the unshipped v6 "
+                   "does: results/world_v6_attempt.md), not a PRSS change")
 def test_tiny_world_detection_and_prss_mitigation(run_job, tmp_path):
     common = ["model=tiny", "dataset=tiny_memorized", "dataset.world.num_adapt=16", "eval.images_per_prompt=1",
               "eval=memorization", "eval.sampler.num_inference_steps=25"]
