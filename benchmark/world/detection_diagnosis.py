@@ -20,10 +20,10 @@ from collections import defaultdict
 
 import numpy as np
 import torch
-from torchmetrics.functional.classification import binary_auroc
 
 from benchmark.config import ModelConfig, SamplerConfig, default_config
 from benchmark.guidance.calibration import record_magnitudes
+from benchmark.metrics.detection import roc_auc
 from benchmark.models.backbone import load_backbone
 from benchmark.world import archive as A
 from benchmark.world import generator as G
@@ -35,10 +35,6 @@ def caption_share(groups: dict) -> float:
     everything = np.concatenate(list(stacked.values()))
     within = sum(x.var(axis=0).sum() * len(x) for x in stacked.values()) / len(everything)
     return float(1 - within / everything.var(axis=0).sum())
-
-
-def auc(memorized: np.ndarray, scores: np.ndarray) -> float:
-    return float(binary_auroc(torch.tensor(scores), torch.tensor(memorized).long()))
 
 
 def main() -> None:
@@ -69,11 +65,11 @@ def main() -> None:
     memorized = np.array([e.memorized for e in chosen])
     background = np.array([e.scene.background for e in chosen])
     print(f"first-step m_T, {memorized.sum()} memorized vs {(~memorized).sum()} control captions, {args.draws} draws "
-          f"each: AUC {auc(memorized, m):.3f} (mean m_T memorized {m[memorized].mean():.2f}, controls "
+          f"each: AUC {roc_auc(m, memorized):.3f} (mean m_T memorized {m[memorized].mean():.2f}, controls "
           f"{m[~memorized].mean():.2f})")
     for b in sorted(set(background)):
         s = background == b
         mem, ctl = m[s & memorized], m[s & ~memorized]
         if len(mem) and len(ctl):
             print(f"  on {b:6s}: {len(mem):2d} memorized (m_T {mem.min():.1f}-{mem.max():.1f}), {len(ctl):2d} "
-                  f"controls (mean {ctl.mean():.1f}, max {ctl.max():.1f}): AUC {auc(memorized[s], m[s]):.3f}")
+                  f"controls (mean {ctl.mean():.1f}, max {ctl.max():.1f}): AUC {roc_auc(m[s], memorized[s]):.3f}")
